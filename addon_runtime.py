@@ -1,0 +1,164 @@
+"""The thin bridge between Blender and the runtime: one Runtime per Blender session, its pump timer, and the
+preferences copied into backend settings.
+
+This module touches bpy, always on Blender's main thread. Nothing here starts at add-on registration: the runtime,
+its thread and the client modules come to life on the first job or connection test, so enabling the add-on costs
+Blender's start-up almost nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bpy
+
+if TYPE_CHECKING:
+    from .runtime.core import Runtime
+
+log = logging.getLogger(__name__)
+
+PACKAGE = __package__ or "movie_director"
+#: Pump interval while jobs run: progress reaches the sidebar within about half of it.
+ACTIVE_INTERVAL = 0.02
+#: Pump interval with nothing running; after IDLE_TICKS such ticks the timer removes itself.
+IDLE_INTERVAL = 0.5
+IDLE_TICKS = 20
+
+_runtime: Runtime | None = None
+_idle_ticks = 0
+_unsubscribe: list[Any] = []
+#: The handle of the job an operator started last (operators cannot return objects to scripts).
+last_handle: Any = None
+
+
+def preferences() -> Any | None:
+    """The add-on's preferences, or None when it is not enabled through Blender's add-on system."""
+    addon = bpy.context.preferences.addons.get(PACKAGE)
+    return addon.preferences if addon else None
+
+
+def output_root() -> Path:
+    prefs = preferences()
+    folder = getattr(prefs, "output_dir", "") if prefs else ""
+    if folder:
+        return Path(bpy.path.abspath(folder))
+    try:
+        return Path(bpy.utils.extension_path_user(PACKAGE, path="outputs", create=True))
+    except (ValueError, AttributeError):  # not loaded as an extension (e.g. a development checkout)
+        return Path(tempfile.gettempdir()) / "movie_director_outputs"
+
+
+def backend_configs() -> list[Any]:
+    """Backend settings from the preferences (defaults where the add-on has no preferences, e.g. in tests)."""
+    from .clients import registry
+    from .runtime.backend import BackendConfig
+
+    prefs = preferences()
+    configs = []
+    for info in registry.BACKENDS:
+        settings = getattr(prefs, info.name, None) if prefs else None
+        urls = (getattr(settings, "urls", "") or info.default_url) if settings else info.default_url
+        key = (getattr(settings, "api_key", "") if settings else "") or os.environ.get(
+            f"MOVIE_DIRECTOR_{info.name.upper()}_API_KEY", ""
+        )
+        concurrency = getattr(settings, "concurrency", info.default_concurrency) if settings else None
+        fields = {"name": info.name, "api_key": key or None, "concurrency": concurrency or info.default_concurrency}
+        try:
+            configs.append(BackendConfig(urls=urls, **fields))
+        except ValueError as exc:  # a bad URL in the preferences: keep working with the default, say why
+            log.warning("%s: %s; using %s", info.label, exc, info.default_url)
+            configs.append(BackendConfig(urls=info.default_url, **fields))
+    return configs
+
+
+def runtime() -> Runtime:
+    """The session's runtime, created on first use with the current preferences."""
+    global _runtime
+    if _runtime is None:
+        from .clients import registry
+        from .runtime.backend import NetworkPolicy
+        from .runtime.core import Runtime
+        from .runtime.errors import register_secret
+
+        rt = Runtime(output_root=output_root(), network=NetworkPolicy(bool(bpy.app.online_access)))
+        for config in backend_configs():
+            register_secret(config.key())
+            rt.register_backend(config.name, registry.factory_for(config.name), config)
+        _unsubscribe.append(rt.subscribe(_on_runtime_event))
+        _runtime = rt
+    ensure_timer()
+    return _runtime
+
+
+def current() -> Runtime | None:
+    """The runtime if it has been started, without starting it (for draw code)."""
+    return _runtime
+
+
+def apply_preferences() -> None:
+    """Copy edited preferences into the live runtime (called from property update callbacks: no network here)."""
+    if _runtime is None:
+        return
+    from .runtime.errors import register_secret
+
+    _runtime.network.online_access = bool(bpy.app.online_access)
+    _runtime.output_root = output_root()
+    for config in backend_configs():
+        register_secret(config.key())
+        _runtime.configure(config)
+
+
+def _on_runtime_event(event: Any) -> None:
+    tag_redraw()
+
+
+def tag_redraw() -> None:
+    wm = getattr(bpy.context, "window_manager", None)
+    if wm is None:
+        return
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type == "SEQUENCE_EDITOR":
+                area.tag_redraw()
+
+
+def pump_timer() -> float | None:
+    """The ``bpy.app.timers`` function: drain the outbox, then say when to run next (None removes the timer)."""
+    global _idle_ticks
+    rt = _runtime
+    if rt is None:
+        return None
+    if rt.pump():
+        tag_redraw()
+    if rt.has_live_jobs():
+        _idle_ticks = 0
+        return ACTIVE_INTERVAL
+    _idle_ticks += 1
+    if _idle_ticks > IDLE_TICKS:
+        return None
+    return IDLE_INTERVAL
+
+
+def ensure_timer() -> None:
+    global _idle_ticks
+    _idle_ticks = 0
+    if not bpy.app.timers.is_registered(pump_timer):
+        bpy.app.timers.register(pump_timer, first_interval=0.0, persistent=True)
+
+
+def shutdown() -> None:
+    """Cancel every job (asking servers to stop), stop the loop thread, remove the timer. Called by unregister."""
+    global _runtime
+    if bpy.app.timers.is_registered(pump_timer):
+        bpy.app.timers.unregister(pump_timer)
+    rt, _runtime = _runtime, None
+    for unsubscribe in _unsubscribe:
+        unsubscribe()
+    _unsubscribe.clear()
+    if rt is not None:
+        rt.stop(timeout=1.0, cancel_remote=True)
+        rt.pump()

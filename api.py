@@ -1,0 +1,109 @@
+"""The console and headless API: everything the sidebar can do, as plain function calls.
+
+    from bl_ext.user_default.movie_director import api
+    job = api.submit("local", "echo", {"text": "hello", "steps": 3})
+    print(job.wait(10).outputs.text)
+
+Touches bpy only through :mod:`addon_runtime`. Calls return at once with handles; ``JobHandle.wait()`` pumps while it
+waits, so it works in ``blender --background`` scripts, where timers never tick.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
+
+from . import addon_runtime
+from .runtime.backend import HealthInfo
+from .runtime.bridge import BatchHandle, JobHandle, RuntimeEvent
+from .runtime.core import JobSpec, Runtime
+from .runtime.errors import RequestTimeoutError
+from .runtime.jobs import Job
+
+T = TypeVar("T")
+
+__all__ = [
+    "BatchHandle",
+    "JobHandle",
+    "JobSpec",
+    "jobs",
+    "last_job",
+    "pause",
+    "resume",
+    "runtime",
+    "set_concurrency",
+    "submit",
+    "submit_batch",
+    "subscribe",
+    "test_connection",
+    "wait_all",
+    "wait_future",
+]
+
+
+def runtime() -> Runtime:
+    """The session's runtime (started on first use, configured from the add-on preferences)."""
+    return addon_runtime.runtime()
+
+
+def submit(backend: str, kind: str, request: Mapping[str, Any] | None = None, **kwargs: Any) -> JobHandle:
+    """Queue any job; see each backend's helpers for friendlier signatures."""
+    return runtime().submit(backend, kind, request, **kwargs)
+
+
+def submit_batch(specs: Iterable[JobSpec], *, parallel: bool = True, stop_on_error: bool = False) -> BatchHandle:
+    return runtime().submit_batch(specs, parallel=parallel, stop_on_error=stop_on_error)
+
+
+def jobs() -> list[JobHandle]:
+    """Recent jobs, oldest first."""
+    rt = addon_runtime.current()
+    return rt.jobs() if rt else []
+
+
+def last_job() -> JobHandle | None:
+    """The job the last Movie Director operator started (operators cannot return it themselves)."""
+    return addon_runtime.last_handle  # type: ignore[no-any-return]
+
+
+def wait_all(timeout: float | None = None) -> list[Job]:
+    """Wait for every known job to end; returns their final snapshots."""
+    end = None if timeout is None else time.monotonic() + timeout
+    return [h.wait(None if end is None else max(0.0, end - time.monotonic())) for h in jobs()]
+
+
+def wait_future(future: concurrent.futures.Future[T], timeout: float | None = None) -> T:
+    """Block on a runtime future while pumping, so callbacks keep running on this (main) thread."""
+    rt = runtime()
+    end = None if timeout is None else time.monotonic() + timeout
+    while True:
+        rt.pump()
+        try:
+            return future.result(timeout=0.02)
+        except concurrent.futures.TimeoutError:
+            if end is not None and time.monotonic() > end:
+                raise RequestTimeoutError(f"no answer within {timeout} s") from None
+
+
+def test_connection(backend: str, timeout: float = 10.0) -> HealthInfo:
+    """Check a backend's server now and return what it said (also updates the sidebar)."""
+    return wait_future(runtime().check_health(backend, timeout), timeout + 1)
+
+
+def subscribe(callback: Callable[[RuntimeEvent], Any], kinds: Iterable[str] | None = None) -> Callable[[], None]:
+    """Runtime events (``backend_state``, ``job_queued``, ``job_started``, ``job_finished``) on the main thread."""
+    return runtime().subscribe(callback, kinds)
+
+
+def pause(backend: str | None = None) -> None:
+    runtime().pause(backend)
+
+
+def resume(backend: str | None = None) -> None:
+    runtime().resume(backend)
+
+
+def set_concurrency(backend: str, limit: int) -> None:
+    runtime().set_concurrency(backend, limit)

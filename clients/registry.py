@@ -1,0 +1,56 @@
+"""Which backends exist, how to build their clients, and their defaults.
+
+Plain Python: this module never imports bpy. The preferences, the sidebar and the console API all read this one list,
+so adding a backend is one entry here. Client modules are imported only when a client is first built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..runtime.backend import BackendClient, BackendConfig, NetworkPolicy
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    name: str
+    label: str
+    default_url: str
+    module: str  # relative to this package; must define ``factory(config, network)``
+    description: str = ""
+    default_concurrency: int = 1
+    needs_key: bool = False
+    hidden: bool = False
+
+
+BACKENDS: tuple[BackendInfo, ...] = (
+    BackendInfo(
+        "comfyui",
+        "ComfyUI",
+        "http://127.0.0.1:8188",
+        ".comfyui.client",
+        "Images from ComfyUI workflows",
+        default_concurrency=2,
+    ),
+    BackendInfo("local", "Local", "", ".local", "In-process self-check backend", hidden=True),
+)
+
+BY_NAME = {b.name: b for b in BACKENDS}
+
+
+def visible() -> list[BackendInfo]:
+    return [b for b in BACKENDS if not b.hidden]
+
+
+def factory_for(name: str) -> Any:
+    """A client factory that imports the backend's module on first use (keeps Blender's start-up light)."""
+    info = BY_NAME[name]
+
+    def build(config: BackendConfig, network: NetworkPolicy) -> BackendClient:
+        module = importlib.import_module(info.module, __package__)
+        return module.factory(config, network)  # type: ignore[no-any-return]
+
+    return build

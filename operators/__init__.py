@@ -1,0 +1,1 @@
+"""Blender operators: one module per user action. These modules touch bpy (main thread only)."""

@@ -1,0 +1,86 @@
+"""The "Movie Director" tab in the Sequencer's sidebar: backend connection states and the job list.
+
+Touches bpy (main thread only). Draw code reads cached state only: no network, no waiting, no runtime start-up.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+from .. import addon_runtime
+from ..clients import registry
+
+STATE_ICONS = {
+    "connected": "CHECKMARK",
+    "connecting": "SORTTIME",
+    "reconnecting": "FILE_REFRESH",
+    "disconnected": "ERROR",
+    "offline": "INTERNET_OFFLINE",
+}
+JOB_ICONS = {
+    "queued": "SORTTIME",
+    "submitted": "EXPORT",
+    "running": "PLAY",
+    "succeeded": "CHECKMARK",
+    "failed": "ERROR",
+    "cancelled": "CANCEL",
+}
+
+
+class MovieDirectorPanel:
+    bl_space_type = "SEQUENCE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "Movie Director"
+
+
+class MOVIEDIR_PT_backends(MovieDirectorPanel, bpy.types.Panel):
+    bl_idname = "MOVIEDIR_PT_backends"
+    bl_label = "Servers"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        rt = addon_runtime.current()
+        states = rt.backend_states if rt else {}
+        for info in registry.visible():
+            state, message = states.get(info.name, ("unknown", "not tested yet"))
+            row = layout.row(align=True)
+            row.label(text=f"{info.label}: {state}", icon=STATE_ICONS.get(state, "QUESTION"))
+            row.operator("moviedir.test_connection", text="", icon="FILE_REFRESH").backend = info.name
+            if message and state != "connected":
+                layout.label(text=message[:120])
+
+
+class MOVIEDIR_PT_jobs(MovieDirectorPanel, bpy.types.Panel):
+    bl_idname = "MOVIEDIR_PT_jobs"
+    bl_label = "Jobs"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        rt = addon_runtime.current()
+        handles = rt.jobs() if rt else []
+        if not handles:
+            layout.label(text="No jobs yet")
+            return
+        for handle in reversed(handles[-20:]):
+            job = handle.status()
+            box = layout.box()
+            row = box.row(align=True)
+            title = job.request.get("title") or job.request.get("prompt") or job.kind
+            row.label(text=f"{job.backend}: {str(title)[:40]}", icon=JOB_ICONS.get(job.state.value, "DOT"))
+            if not handle.done:
+                row.operator("moviedir.cancel_job", text="", icon="X").job_id = job.id
+                text = job.progress.stage or job.state.value
+                if job.progress.step is not None and job.progress.total:
+                    text += f" {job.progress.step}/{job.progress.total}"
+                box.progress(factor=job.progress.fraction, type="BAR", text=text)
+                if job.log:
+                    box.label(text=job.log[-1][:100])
+            elif job.error is not None:
+                box.label(text=job.error.message[:120])
+        layout.operator("moviedir.clear_finished", icon="TRASH")
+
+
+classes = (MOVIEDIR_PT_backends, MOVIEDIR_PT_jobs)
+register, unregister = bpy.utils.register_classes_factory(classes)

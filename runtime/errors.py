@@ -1,0 +1,259 @@
+"""One error hierarchy for every backend.
+
+Plain Python: this module never imports bpy. Every error carries the backend name, the HTTP status where there is
+one, a machine-readable ``code`` and a message that tells a film-maker what to do next. Secrets registered with
+:func:`register_secret` are scrubbed from every message, detail and repr, so an API key can never leak through an
+exception that ends up in a log, a report or the sidebar.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import threading
+import time
+from collections.abc import Mapping
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable error codes; stable strings that tests and the UI may match on."""
+
+    UNAVAILABLE = "backend_unavailable"
+    TIMEOUT = "timeout"
+    RATE_LIMITED = "rate_limited"
+    AUTHENTICATION = "authentication"
+    NOT_FOUND = "not_found"
+    INVALID_REQUEST = "invalid_request"
+    SERVER_ERROR = "server_error"
+    PROTOCOL = "protocol_error"
+    JOB_FAILED = "job_failed"
+    CANCELLED = "cancelled"
+    OFFLINE = "online_access_disabled"
+    INTERNAL = "internal_error"
+
+
+_secrets_lock = threading.Lock()
+_secrets: frozenset[str] = frozenset()
+REDACTED = "***"
+
+
+def register_secret(secret: str | None) -> None:
+    """Remember a secret (an API key) so that :func:`redact` scrubs it from all text from now on."""
+    global _secrets
+    if not secret or len(secret) < 4:
+        return
+    with _secrets_lock:
+        _secrets = _secrets | {secret}
+
+
+def redact(text: str) -> str:
+    """Return ``text`` with every registered secret replaced by ``***``."""
+    for secret in _secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, Mapping):
+        return {redact(str(k)): _redact_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_redact_value(v) for v in value]
+    return value
+
+
+class MovieDirectorError(Exception):
+    """Base of every error the runtime and the clients raise."""
+
+    code: ErrorCode = ErrorCode.INTERNAL
+    retryable: bool = False
+    hint: str = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        backend: str = "",
+        status: int | None = None,
+        details: Mapping[str, Any] | None = None,
+        hint: str | None = None,
+        retryable: bool | None = None,
+    ) -> None:
+        self.message = redact(message)
+        self.backend = backend
+        self.status = status
+        self.details: dict[str, Any] = _redact_value(dict(details or {}))
+        if hint is not None:
+            self.hint = redact(hint)
+        if retryable is not None:
+            self.retryable = retryable
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        where = f"{self.backend}: " if self.backend else ""
+        status = f" (HTTP {self.status})" if self.status else ""
+        hint = f" {self.hint}" if self.hint else ""
+        return f"{where}{self.message}{status}.{hint}".replace("..", ".")
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(code={self.code.value!r}, backend={self.backend!r}, "
+            f"status={self.status!r}, message={self.message!r})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The error as plain data, the shape a job's ``error`` field stores."""
+        return {
+            "code": self.code.value,
+            "message": str(self),
+            "retryable": self.retryable,
+            "details": dict(self.details),
+        }
+
+
+class BackendUnavailableError(MovieDirectorError):
+    code = ErrorCode.UNAVAILABLE
+    retryable = True
+    hint = "Check that the server is running and that its URL in the Movie Director preferences is right."
+
+
+class RequestTimeoutError(MovieDirectorError):
+    code = ErrorCode.TIMEOUT
+    retryable = True
+    hint = "The server is slow or stuck; try again, or raise the timeout in the preferences."
+
+
+class RateLimitedError(MovieDirectorError):
+    code = ErrorCode.RATE_LIMITED
+    retryable = True
+    hint = "The server asked us to slow down; the job can be retried in a moment."
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.details.setdefault("retry_after", retry_after)
+
+
+class AuthenticationError(MovieDirectorError):
+    code = ErrorCode.AUTHENTICATION
+    hint = "Check the API key in the Movie Director preferences."
+
+
+class NotFoundError(MovieDirectorError):
+    code = ErrorCode.NOT_FOUND
+    hint = "The server does not have what was asked for; check the model or file name."
+
+
+class InvalidRequestError(MovieDirectorError):
+    code = ErrorCode.INVALID_REQUEST
+    hint = "Change the request's settings and try again."
+
+
+class ServerError(MovieDirectorError):
+    code = ErrorCode.SERVER_ERROR
+    retryable = True
+    hint = "The server failed; its own log says why."
+
+
+class ProtocolError(MovieDirectorError):
+    code = ErrorCode.PROTOCOL
+    hint = "The server sent something Movie Director cannot read; check that its version is supported."
+
+
+class OnlineAccessError(MovieDirectorError):
+    code = ErrorCode.OFFLINE
+    hint = (
+        "Blender's online access is off. Allow it in Preferences > System > Network, "
+        "or use a server on this computer (localhost)."
+    )
+
+
+class JobFailedError(MovieDirectorError):
+    code = ErrorCode.JOB_FAILED
+
+
+class JobCancelledError(MovieDirectorError):
+    code = ErrorCode.CANCELLED
+    hint = ""
+
+
+_BY_CODE: dict[str, type[MovieDirectorError]] = {
+    cls.code.value: cls
+    for cls in (
+        BackendUnavailableError,
+        RequestTimeoutError,
+        RateLimitedError,
+        AuthenticationError,
+        NotFoundError,
+        InvalidRequestError,
+        ServerError,
+        ProtocolError,
+        OnlineAccessError,
+        JobFailedError,
+        JobCancelledError,
+    )
+}
+
+
+def error_class_for_code(code: str) -> type[MovieDirectorError]:
+    """The error class whose ``code`` is ``code`` (the base class for unknown codes)."""
+    return _BY_CODE.get(code, MovieDirectorError)
+
+
+def parse_retry_after(headers: Mapping[str, str], *, cap: float = 120.0, now: float | None = None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date), capped at ``cap``.
+
+    Returns None when the headers say nothing usable, as openai-python does.
+    """
+    lowered = {k.lower(): v for k, v in headers.items()}
+    raw_ms = lowered.get("retry-after-ms")
+    if raw_ms is not None:
+        try:
+            value = float(raw_ms) / 1000.0
+            if math.isfinite(value) and value >= 0:
+                return min(value, cap)
+        except ValueError:
+            pass
+    raw = lowered.get("retry-after")
+    if raw is None:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        parsed = email.utils.parsedate_tz(raw)
+        if parsed is None:
+            return None
+        value = email.utils.mktime_tz(parsed) - (time.time() if now is None else now)
+    if not math.isfinite(value) or value < 0:
+        return None
+    return min(value, cap)
+
+
+def error_for_status(
+    status: int,
+    message: str,
+    *,
+    backend: str,
+    headers: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> MovieDirectorError:
+    """Map an HTTP error status onto the hierarchy."""
+    kwargs: dict[str, Any] = {"backend": backend, "status": status, "details": details}
+    if status in (401, 403):
+        return AuthenticationError(message, **kwargs)
+    if status == 404:
+        return NotFoundError(message, **kwargs)
+    if status == 408:
+        return RequestTimeoutError(message, **kwargs)
+    if status == 429:
+        return RateLimitedError(message, retry_after=parse_retry_after(headers or {}), **kwargs)
+    if status == 409:
+        return ServerError(message, retryable=True, **kwargs)
+    if status >= 500:
+        return ServerError(message, **kwargs)
+    return InvalidRequestError(message, **kwargs)

@@ -1,0 +1,25 @@
+"""Real Blender (the ``bpy`` wheel): the add-on is installed the way Blender installs an extension (a folder in the
+user extension repository, here a link to this checkout) and enabled through ``addon_utils``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+from blender_support import MODULE, install
+
+
+@pytest.fixture
+def addon() -> Iterator[ModuleType]:
+    """The enabled add-on's package; disabled again (and checked for leftovers) after the test."""
+    import addon_utils
+
+    install()
+    errors: list[BaseException] = []
+    mod = addon_utils.enable(MODULE, default_set=True, handle_error=errors.append)
+    assert not errors, errors
+    assert mod is not None
+    yield mod
+    addon_utils.disable(MODULE, default_set=True, handle_error=errors.append)
+    assert not errors, errors
