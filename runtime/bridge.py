@@ -8,9 +8,7 @@ never raises into its caller.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
@@ -26,8 +24,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Event kinds, as small ints: the pump compares them for every event.
-PROGRESS = 0
-STATE = 1
+PROGRESS = 0  # progress or state changed; coalesced per job within one drain
 DONE = 2
 LOG = 3
 NOTICE = 4
@@ -81,21 +78,21 @@ class Outbox:
             return 0
         end = time.perf_counter() + budget
         popleft = q.popleft
-        progress: dict[JobHandle, Job] = {}
+        progress: dict[JobHandle, None] = {}
         n = 0
         try:
             while q:
                 kind, target, payload = popleft()
                 n += 1
                 if kind == PROGRESS:
-                    progress[target] = payload
+                    progress[target] = None
                     continue
                 if progress and target in progress:
-                    target._deliver_progress(progress.pop(target))
+                    del progress[target]
+                    if kind != DONE:  # a final snapshot supersedes any progress before it
+                        target._deliver_progress()
                 if kind == DONE:
                     target._deliver_done(payload)
-                elif kind == STATE:
-                    target._job = payload
                 elif kind == LOG:
                     target._deliver_log(payload)
                 elif kind == NOTICE:
@@ -106,8 +103,8 @@ class Outbox:
                     break
         except IndexError:  # another thread pumped the last event concurrently
             pass
-        for target, job in progress.items():
-            target._deliver_progress(job)
+        for target in progress:
+            target._deliver_progress()
         return n
 
     def _deliver_notice(self, event: RuntimeEvent) -> None:
@@ -137,10 +134,10 @@ class JobHandle:
         "_complete_cbs",
         "_delivered",
         "_done_cbs",
-        "_done_evt",
         "_error_cbs",
-        "_future",
+        "_final",
         "_job",
+        "_live",
         "_log_cbs",
         "_progress_cbs",
         "_rt",
@@ -151,25 +148,29 @@ class JobHandle:
     def __init__(self, runtime: Runtime, job: Job) -> None:
         self.id = job.id
         self._rt = runtime
-        self._job = job
-        self._done_evt = threading.Event()
+        self._live = job  # the loop's own object: only ever copied here, never changed
+        self._job: Job | None = None
+        self._final: Job | None = None  # set by the loop, under the runtime's done condition
         self._delivered = False
-        self._progress_cbs: list[JobCallback] = []
-        self._complete_cbs: list[JobCallback] = []
-        self._error_cbs: list[JobCallback] = []
-        self._done_cbs: list[JobCallback] = []
-        self._log_cbs: list[LogCallback] = []
-        self._future: asyncio.Future[Job] | None = None
+        # Callback lists start as shared empty tuples: most handles never get most kinds of callback.
+        self._progress_cbs: Sequence[JobCallback] = ()
+        self._complete_cbs: Sequence[JobCallback] = ()
+        self._error_cbs: Sequence[JobCallback] = ()
+        self._done_cbs: Sequence[JobCallback] = ()
+        self._log_cbs: Sequence[LogCallback] = ()
         self.callback_errors: list[str] = []
 
     def __repr__(self) -> str:
-        job = self._job
+        job = self.status()
         return f"<JobHandle {job.backend}/{job.kind} {self.id[:8]} {job.state.value} {job.progress.fraction:.0%}>"
 
     # --- reading ---------------------------------------------------------------------------------------------
     def status(self) -> Job:
         """The newest snapshot this thread has received (pumped)."""
-        return self._job
+        job = self._job
+        if job is None:
+            job = self._job = self._live.snapshot()
+        return job
 
     @property
     def done(self) -> bool:
@@ -178,45 +179,44 @@ class JobHandle:
 
     # --- callbacks --------------------------------------------------------------------------------------------
     def on_progress(self, cb: JobCallback) -> JobHandle:
-        self._progress_cbs.append(cb)
+        """``cb(job)`` whenever progress or state changed (at most once per job per pump)."""
+        self._progress_cbs = [*self._progress_cbs, cb]
         return self
 
     def on_log(self, cb: LogCallback) -> JobHandle:
-        self._log_cbs.append(cb)
+        self._log_cbs = [*self._log_cbs, cb]
         return self
 
     def on_complete(self, cb: JobCallback) -> JobHandle:
-        return self._add_final(self._complete_cbs, cb, JobState.SUCCEEDED)
+        self._complete_cbs = [*self._complete_cbs, cb]
+        return self._replay(cb, lambda job: job.state is JobState.SUCCEEDED)
 
     def on_error(self, cb: JobCallback) -> JobHandle:
-        return self._add_final(self._error_cbs, cb, None)
+        self._error_cbs = [*self._error_cbs, cb]
+        return self._replay(cb, lambda job: job.state is not JobState.SUCCEEDED)
 
     def on_done(self, cb: JobCallback) -> JobHandle:
-        self._done_cbs.append(cb)
-        if self._delivered:
-            self._rt.outbox.call(lambda: cb(self._job))
-        return self
+        self._done_cbs = [*self._done_cbs, cb]
+        return self._replay(cb, lambda job: True)
 
-    def _add_final(self, lst: list[JobCallback], cb: JobCallback, want: JobState | None) -> JobHandle:
-        lst.append(cb)
-        if self._delivered:
-            ok = self._job.state is JobState.SUCCEEDED
-            if (want is JobState.SUCCEEDED) == ok:
-                self._rt.outbox.call(lambda: cb(self._job))
+    def _replay(self, cb: JobCallback, applies: Callable[[Job], bool]) -> JobHandle:
+        """A final callback added after the end still runs, once, at the next pump."""
+        job = self._job
+        if self._delivered and job is not None and applies(job):
+            self._rt.outbox.call(lambda: cb(job))
         return self
 
     # --- delivery (pumping thread) ----------------------------------------------------------------------------
-    def _deliver_progress(self, job: Job) -> None:
+    def _deliver_progress(self) -> None:
         if self._delivered:
             return
-        self._job = job
+        job = self._job = self._live.snapshot()
         for cb in self._progress_cbs:
             self._call(cb, job)
 
-    def _deliver_log(self, payload: tuple[Job, str]) -> None:
-        job, line = payload
-        if not self._delivered:
-            self._job = job
+    def _deliver_log(self, line: str) -> None:
+        job = self._job if self._delivered else self._live.snapshot()
+        self._job = job
         for cb in self._log_cbs:
             try:
                 cb(job, line)
@@ -243,7 +243,7 @@ class JobHandle:
         message = f"callback {name} failed: {type(exc).__name__}: {exc}"
         log.error("job %s: %s", self.id, message, exc_info=exc)
         self.callback_errors.append(message)
-        self._job.log.append(message)
+        self.status().log.append(message)
 
     # --- waiting ----------------------------------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Job:
@@ -258,18 +258,21 @@ class JobHandle:
             raise RuntimeError("JobHandle.wait() would block the loop; use `await handle` inside the loop")
         end = None if timeout is None else time.monotonic() + timeout
         pumping = rt.is_home_thread()
+        cond = rt.done_condition
         while True:
             if pumping:
                 rt.pump()
                 if self._delivered:
-                    return self._job
-            elif self._done_evt.is_set():
-                return rt.final_job(self.id) or self._job
+                    return self.status()
+            elif self._final is not None:
+                return self._final
             remaining = None if end is None else end - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise RequestTimeoutError(f"job {self.id} did not finish within {timeout} s")
             step = 0.05 if remaining is None else min(remaining, 0.05)
-            self._done_evt.wait(step if pumping else remaining)
+            with cond:
+                if self._final is None:
+                    cond.wait(step if pumping else remaining)
 
     def result(self, timeout: float | None = None) -> JobOutputs:
         """Wait, then return the outputs or raise JobFailedError / JobCancelledError with the job's message."""
@@ -294,8 +297,8 @@ class JobHandle:
 
     def dispose(self) -> None:
         """Drop callbacks and forget the handle in the runtime's job list (a running job keeps running)."""
-        for lst in (self._progress_cbs, self._complete_cbs, self._error_cbs, self._done_cbs, self._log_cbs):
-            lst.clear()
+        self._progress_cbs = self._complete_cbs = self._error_cbs = self._done_cbs = ()
+        self._log_cbs = ()
         self._rt.forget(self.id)
 
 

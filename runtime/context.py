@@ -39,7 +39,7 @@ class JobContext:
         job = self.job
         if job.state is JobState.SUBMITTED:
             job.transition(JobState.RUNNING)
-            self._rt._post_state(self._rec)
+            self._rt.outbox.post(bridge.PROGRESS, self._rec.handle, None)
             self._rt._notice("job_started", job)
 
     def mark_resubmitted(self, remote_id: str | None = None) -> None:
@@ -49,7 +49,7 @@ class JobContext:
             job.transition(JobState.SUBMITTED)
         if remote_id:
             job.remote_id = remote_id
-        self._rt._post_state(self._rec)
+        self._rt.outbox.post(bridge.PROGRESS, self._rec.handle, None)
 
     def report_progress(
         self,
@@ -76,7 +76,7 @@ class JobContext:
             "preview_media_type": old.preview_media_type if preview is None else preview_media_type,
         }
         job.progress = Progress.model_construct(**values)
-        self._rt.outbox.post(bridge.PROGRESS, self._rec.handle, job.snapshot())
+        self._rt.outbox.post(bridge.PROGRESS, self._rec.handle, None)
 
     def log(self, line: str) -> None:
         """A server log line: kept on the job and handed to ``on_log`` callbacks."""
@@ -84,4 +84,4 @@ class JobContext:
         job.log.append(line)
         if len(job.log) > 500:
             del job.log[:-500]
-        self._rt.outbox.post(bridge.LOG, self._rec.handle, (job.snapshot(), line))
+        self._rt.outbox.post(bridge.LOG, self._rec.handle, line)

@@ -33,6 +33,7 @@ ClientFactory = Callable[[BackendConfig, NetworkPolicy], BackendClient]
 
 #: How long a cancelled job's "please stop" request to its server may take before we give up on it.
 REMOTE_CANCEL_TIMEOUT = 5.0
+_STOPPED = "Movie Director stopped before the job finished"
 #: Finished jobs kept in :meth:`Runtime.jobs` (the sidebar's list) before the oldest are forgotten.
 KEEP_FINISHED = 100
 
@@ -53,6 +54,7 @@ class _Record:
     handle: JobHandle
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
+    started: bool = False
     final: Job | None = None
     waiters: list[asyncio.Future[Job]] = field(default_factory=list)
 
@@ -72,6 +74,8 @@ class Runtime:
         self.pump_budget = pump_budget
         self.backend_states: dict[str, tuple[str, str]] = {}
         self._home = threading.get_ident()
+        #: Notified by the loop whenever a job ends (one condition for all handles: no lock per job).
+        self.done_condition = threading.Condition()
         self._factories: dict[str, ClientFactory] = {}
         self._configs: dict[str, BackendConfig] = {}
         self._handles: dict[str, JobHandle] = {}
@@ -219,7 +223,7 @@ class Runtime:
         on_error: Callable[[Job], Any] | None = None,
     ) -> tuple[Job, JobHandle]:
         job = Job(backend=backend, kind=kind, request=dict(request or {}), priority=priority)
-        handle = JobHandle(self, job.snapshot())
+        handle = JobHandle(self, job)
         if on_progress:
             handle.on_progress(on_progress)
         if on_complete:
@@ -289,15 +293,17 @@ class Runtime:
 
     def _start_record(self, rec: _Record) -> None:
         rec.task = asyncio.get_running_loop().create_task(self._run(rec), name=f"job-{rec.job.id[:8]}")
-        rec.task.add_done_callback(lambda task: self._task_ended(rec, task))
 
-    def _task_ended(self, rec: _Record, task: asyncio.Task[None]) -> None:
-        """Safety net: a task cancelled before its first step never ran ``_run``'s handlers; no job may hang."""
-        if not rec.job.done:
-            reason = rec.cancel_reason or "Movie Director stopped before the job finished"
-            self._finish(rec, JobState.CANCELLED, error=JobError.from_exception(JobCancelledError(reason)))
+    def _stop_task(self, rec: _Record, reason: str | None) -> None:
+        """Cancel a job's task. One cancelled before its first step never runs ``_run``'s handlers, so it is
+        finished here: no job may hang."""
+        assert rec.task is not None
+        rec.task.cancel()
+        if not rec.started:
+            self._finish(rec, JobState.CANCELLED, error=JobError.from_exception(JobCancelledError(reason or _STOPPED)))
 
     async def _run(self, rec: _Record) -> None:
+        rec.started = True
         job = rec.job
         ctx = JobContext(self, rec)
         client: BackendClient | None = None
@@ -306,11 +312,11 @@ class Runtime:
             job.remote_id = await client.submit(job, ctx) or job.remote_id
             if job.state is JobState.QUEUED:
                 job.transition(JobState.SUBMITTED)
-                self._post_state(rec)
+                self.outbox.post(bridge.PROGRESS, rec.handle, None)
             outputs = await client.get_result(job, ctx)
             self._finish(rec, JobState.SUCCEEDED, outputs=outputs)
         except asyncio.CancelledError:
-            reason = rec.cancel_reason or "Movie Director stopped before the job finished"
+            reason = rec.cancel_reason or _STOPPED
             if client is not None and rec.cancel_reason is not None:
                 asyncio.get_running_loop().create_task(self._cancel_remote(client, job))
             self._finish(rec, JobState.CANCELLED, error=JobError.from_exception(JobCancelledError(reason)))
@@ -337,12 +343,11 @@ class Runtime:
         if outputs is not None:
             job.outputs = outputs
         job.error = error
-        if state is JobState.SUCCEEDED:
+        if state is JobState.SUCCEEDED and job.progress.fraction != 1.0:
             job.progress = job.progress.model_copy(update={"fraction": 1.0})
         job.transition(state)
         final = rec.final = job.snapshot()
         self.outbox.post(bridge.DONE, rec.handle, final)
-        rec.handle._done_evt.set()
         for fut in rec.waiters:
             if not fut.done():
                 fut.set_result(final)
@@ -351,9 +356,9 @@ class Runtime:
             self._scheduler.finished(job.backend, job.id)
         self._notice("job_finished", job)
         self._prune_records()
-
-    def _post_state(self, rec: _Record) -> None:
-        self.outbox.post(bridge.STATE, rec.handle, rec.job.snapshot())
+        with self.done_condition:  # last: a waiting thread wakes to find everything settled
+            rec.handle._final = final
+            self.done_condition.notify_all()
 
     def _notice(self, kind: str, job: Job) -> None:
         if self.outbox.subscribers:
@@ -373,10 +378,10 @@ class Runtime:
             self._finish(rec, JobState.CANCELLED, error=JobError.from_exception(JobCancelledError(reason)))
         elif rec.cancel_reason is None:
             rec.cancel_reason = reason
-            rec.task.cancel()
+            self._stop_task(rec, reason)
 
     async def _cancel_all(self, cancel_remote: bool, budget: float) -> None:
-        reason = "Movie Director stopped before the job finished"
+        reason = _STOPPED
         tasks = []
         for rec in list(self._records.values()):
             if rec.job.done:
@@ -386,7 +391,7 @@ class Runtime:
             else:
                 if cancel_remote:
                     rec.cancel_reason = reason
-                rec.task.cancel()
+                self._stop_task(rec, reason)
                 tasks.append(rec.task)
         if tasks:
             await asyncio.wait(tasks, timeout=budget)
@@ -412,16 +417,12 @@ class Runtime:
         rec = self._records.get(handle.id)
         if rec is None:
             fut: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
-            if handle.done:
-                fut.set_result(handle.status())
+            if handle._final is not None:
+                fut.set_result(handle._final)
             else:
                 fut.set_exception(RuntimeError("the job is not known to this loop"))
             return fut
         return self._wait_record(rec)
-
-    def final_job(self, job_id: str) -> Job | None:
-        rec = self._records.get(job_id)
-        return rec.final if rec else None
 
     def _prune_records(self) -> None:
         if len(self._records) <= 4 * KEEP_FINISHED:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from types import ModuleType
 
 from blender_support import MODULE, LayoutRecorder, install
-from support import thread_names
+from support import pump_until, thread_names
 
 LOOP = "movie-director-loop"
 
@@ -59,11 +58,7 @@ def test_pump_timer_is_fast_while_busy_slow_when_idle_and_then_gone(addon: Modul
     handle = rt.submit("local", "hang")
     assert ar.pump_timer() == ar.ACTIVE_INTERVAL
     handle.cancel()
-    deadline = time.monotonic() + 5
-    while not handle.done and time.monotonic() < deadline:
-        ar.pump_timer()
-        handle._done_evt.wait(0.01)
-    assert handle.done
+    assert pump_until(rt, lambda: handle.done)
     assert ar.pump_timer() == ar.IDLE_INTERVAL
     results = [ar.pump_timer() for _ in range(ar.IDLE_TICKS + 1)]
     assert results[-1] is None

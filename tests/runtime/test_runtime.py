@@ -14,7 +14,7 @@ from movie_director.runtime.bridge import DONE, PROGRESS, JobHandle
 from movie_director.runtime.errors import JobCancelledError, JobFailedError, RequestTimeoutError
 from movie_director.runtime.jobs import Job
 from movie_director.runtime.loop import THREAD_NAME
-from support import open_fds, thread_names
+from support import open_fds, pump_until, thread_names
 
 
 def test_start_and_stop_are_idempotent(rt: Runtime) -> None:
@@ -101,20 +101,25 @@ def test_callbacks_run_on_the_pumping_thread(rt: Runtime) -> None:
     assert {name for _, name in seen} == {home}
 
 
-def test_pump_keeps_only_the_newest_progress_per_job_and_orders_it_before_done(rt: Runtime) -> None:
+def test_pump_keeps_only_the_newest_progress_per_job(rt: Runtime) -> None:
     job = Job(backend="local", kind="echo")
-    handle = JobHandle(rt, job.snapshot())
+    handle = JobHandle(rt, job)
     fractions: list[float] = []
     order: list[str] = []
     handle.on_progress(lambda j: (fractions.append(j.progress.fraction), order.append("progress")))
     handle.on_done(lambda j: order.append("done"))
     for i in range(1, 6):
         job.progress = job.progress.model_copy(update={"fraction": i / 10})
-        rt.outbox.post(PROGRESS, handle, job.snapshot())
+        rt.outbox.post(PROGRESS, handle, None)
+    assert rt.pump() == 5
+    assert fractions == [0.5] and order == ["progress"]
+    job.progress = job.progress.model_copy(update={"fraction": 0.7})
+    rt.outbox.post(PROGRESS, handle, None)
     job.state = JobState.SUCCEEDED
     rt.outbox.post(DONE, handle, job.snapshot())
-    assert rt.pump() == 6
-    assert fractions == [0.5] and order == ["progress", "done"]
+    rt.pump()
+    assert order == ["progress", "done"]  # the final snapshot superseded the stale progress event
+    assert handle.status().state is JobState.SUCCEEDED
 
 
 def test_a_failing_callback_is_reported_on_its_job_and_never_raises(rt: Runtime) -> None:
@@ -164,10 +169,7 @@ def test_failures_become_terminal_states_with_clear_messages(rt: Runtime) -> Non
 
 def test_cancel_is_immediate_locally_and_asks_the_server(rt: Runtime) -> None:
     h = rt.submit("local", "hang")
-    deadline = time.monotonic() + 5
-    while h.status().state is not JobState.RUNNING and time.monotonic() < deadline:
-        rt.pump()
-        h._done_evt.wait(0.01)
+    assert pump_until(rt, lambda: h.status().state is JobState.RUNNING)
     start = time.monotonic()
     h.cancel()
     h.cancel()  # idempotent
