@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -91,6 +92,9 @@ class BackendClient(abc.ABC):
     def __init__(self, config: BackendConfig, network: NetworkPolicy | None = None) -> None:
         self.config = config
         self.network = network or NetworkPolicy()
+        #: ``report_state(state, message)``: the runtime sets this so a client can say it connected, lost its
+        #: server or is reconnecting; the sidebar and event subscribers hear of it.
+        self.report_state: Callable[[str, str], None] = lambda state, message: None
 
     @abc.abstractmethod
     async def submit(self, job: Job, ctx: JobContext) -> str | None:

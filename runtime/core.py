@@ -154,6 +154,7 @@ class Runtime:
             if name not in self._factories:
                 raise InvalidRequestError(f"Unknown backend {name!r}", hint="Register it with register_backend().")
             client = self._clients[name] = self._factories[name](self._configs[name], self.network)
+            client.report_state = lambda state, message="": self.set_backend_state(name, state, message)
         return client
 
     async def _close_clients(self) -> None:

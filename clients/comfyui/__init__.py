@@ -1,0 +1,1 @@
+"""ComfyUI: the wire vocabulary, the client and a protocol-faithful emulator."""

@@ -1,0 +1,472 @@
+"""The ComfyUI client: preflight, submit with our own prompt id, live progress and previews, outputs downloaded
+safely, cancel in every phase, reconnect and reconcile, several servers per backend.
+
+Plain Python: this module never imports bpy. Wire facts: ``shared/protocols/comfyui.md``; message models and parsers:
+:mod:`.protocol` (shared with the emulator).
+
+A job's ``request``:
+    {"template": "txt2img", "params": {"prompt": "...", "steps": 20}, "preset": "draft",
+     "images": {"input_image": "/path/to/local.png"}}     # uploaded, then passed as the parameter's value
+or  {"workflow": {<API-format graph>}}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ...runtime.backend import BackendConfig, HealthInfo, NetworkPolicy, RemoteStatus
+from ...runtime.errors import (
+    BackendUnavailableError,
+    InvalidRequestError,
+    JobFailedError,
+    MovieDirectorError,
+    ProtocolError,
+)
+from ...runtime.jobs import Job, JobOutputs, JobState, OutputFile
+from ..http import HttpBackendClient, download_to, guess_media_type, safe_path, unique_path
+from .connection import ServerConnection
+from .protocol import (
+    HistoryEntry,
+    PromptErrorResponse,
+    PromptResponse,
+    QueueState,
+    UploadResponse,
+    parse_body,
+    parse_history,
+)
+from .tracking import Outcome, PromptTracker
+
+if TYPE_CHECKING:
+    from ...runtime.context import JobContext
+
+log = logging.getLogger(__name__)
+
+NAME = "comfyui"
+#: How long one server may stay skipped after it failed to answer before it is probed again.
+DOWN_FOR = 15.0
+#: Inputs that name an uploaded file rather than a model: not checked against the server's lists in preflight.
+_FILE_INPUTS = {"image", "audio", "video", "upload", "file"}
+
+
+class ComfyRequest(BaseModel):
+    """What a ComfyUI job asks for."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    template: str | None = None
+    workflow: dict[str, Any] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    preset: str | None = None
+    images: dict[str, str] = Field(default_factory=dict)
+    title: str = ""
+
+
+def missing_requirements(workflow: dict[str, Any], object_info: dict[str, Any]) -> list[str]:
+    """Node types and model files a workflow needs that the server does not have, as readable phrases."""
+    missing: list[str] = []
+    for node_id, node in workflow.items():
+        if not isinstance(node, dict):
+            continue
+        kind = str(node.get("class_type", ""))
+        info = object_info.get(kind)
+        if info is None:
+            missing.append(f"node type {kind} (node {node_id})")
+            continue
+        specs = {**info.get("input", {}).get("required", {}), **info.get("input", {}).get("optional", {})}
+        for name, value in (node.get("inputs") or {}).items():
+            spec = specs.get(name)
+            if not isinstance(value, str) or not isinstance(spec, list) or not spec or not isinstance(spec[0], list):
+                continue
+            options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
+            if name in _FILE_INPUTS or options.get("image_upload") or options.get("audio_upload"):
+                continue
+            if value not in spec[0]:
+                missing.append(f"model {value} for {kind}.{name}")
+    return missing
+
+
+class ComfyClient(HttpBackendClient):
+    name = NAME
+
+    def __init__(self, config: BackendConfig, network: NetworkPolicy | None = None) -> None:
+        super().__init__(config, network)
+        #: One client id for the life of this client, reused across reconnects (events keep coming to us).
+        self.client_id = uuid.uuid4().hex
+        self._conns: dict[str, ServerConnection] = {}
+        self._job_conn: dict[str, ServerConnection] = {}
+        self._catalog: Any = None
+
+    # --- servers ----------------------------------------------------------------------------------------------------
+    def connection(self, url: str) -> ServerConnection:
+        conn = self._conns.get(url)
+        if conn is None:
+            conn = self._conns[url] = ServerConnection(self, url)
+        return conn
+
+    async def _probe(self, conn: ServerConnection) -> int:
+        """Queue length of a server (from its socket when connected), or raise when it does not answer."""
+        if conn.connected.is_set():
+            return conn.queue_remaining
+        body = await self.request("GET", conn.url, "prompt", deadline=3.0)
+        return int(((body or {}).get("exec_info") or {}).get("queue_remaining", 0))
+
+    async def pick_server(self) -> ServerConnection:
+        """The reachable server with the fewest queued prompts; servers that just failed are skipped for a while."""
+        urls = list(self.config.urls) or [self.config.url]
+        if len(urls) == 1:
+            return self.connection(urls[0])
+        now = time.monotonic()
+        candidates = [self.connection(u) for u in urls if self.connection(u).down_until <= now]
+        if not candidates:
+            candidates = [self.connection(u) for u in urls]
+        results = await asyncio.gather(*(self._probe(c) for c in candidates), return_exceptions=True)
+        best: tuple[int, ServerConnection] | None = None
+        for conn, result in zip(candidates, results, strict=True):
+            if isinstance(result, BaseException):
+                conn.down_until = time.monotonic() + DOWN_FOR
+                conn.last_error = str(result)
+                continue
+            load = result + sum(1 for t in conn.trackers.values() if not t.done)
+            if best is None or load < best[0]:
+                best = (load, conn)
+        if best is None:
+            raise BackendUnavailableError(f"None of the ComfyUI servers answers ({', '.join(urls)})", backend=self.name)
+        return best[1]
+
+    async def preflight(self, conn: ServerConnection, *, refresh: bool = False) -> None:
+        """System stats, the event socket and the node catalogue, fetched once per server (again on ``refresh``)."""
+        if conn.system_stats is None or refresh:
+            conn.system_stats = await self.request("GET", conn.url, "system_stats", deadline=10.0)
+        await conn.wait_connected(timeout=10.0)
+        if conn.object_info is None or refresh:
+            info = await self.request("GET", conn.url, "object_info", deadline=30.0)
+            if not isinstance(info, dict):
+                raise ProtocolError("/object_info is not a JSON object", backend=self.name)
+            conn.object_info = info
+
+    async def object_info(self, url: str | None = None) -> dict[str, Any]:
+        conn = self.connection(url or self.config.url)
+        await self.preflight(conn)
+        assert conn.object_info is not None
+        return conn.object_info
+
+    # --- templates ------------------------------------------------------------------------------------------------
+    def catalog(self) -> Any:
+        if self._catalog is None:
+            from .templates import TemplateCatalog
+
+            self._catalog = TemplateCatalog()
+            folder = self.config.options.get("templates_dir")
+            if folder:
+                self._catalog.add_folder(Path(folder))
+        return self._catalog
+
+    async def build_workflow(self, req: ComfyRequest, conn: ServerConnection) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The API-format graph to run and the parameter values it was built from (e.g. the seed actually used)."""
+        params = dict(req.params)
+        for name, path in req.images.items():
+            params[name] = await self.upload(conn, Path(path))
+        if req.workflow is not None:
+            return req.workflow, params
+        if not req.template:
+            raise InvalidRequestError("A ComfyUI job needs a template or a workflow", backend=self.name)
+        catalog = self.catalog()
+        template = catalog.get(req.template)
+        if getattr(template, "needs_conversion", False):
+            template = catalog.resolve(req.template, conn.object_info)
+        workflow, values = template.build_with_values(params, preset=req.preset)
+        return workflow, values
+
+    # --- uploads ----------------------------------------------------------------------------------------------------
+    async def upload(self, conn: ServerConnection, path: Path) -> str:
+        """Upload a local image to the server's input folder once per content (deduplicated by SHA-256);
+        returns the name workflows use for it. The file is streamed, never read whole into memory."""
+        digest = hashlib.sha256()
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+        sha = digest.hexdigest()
+        known = conn.uploaded.get(sha)
+        if known:
+            return known
+        name = f"md_{sha[:24]}{path.suffix.lower() or '.png'}"
+
+        async def send() -> Any:
+            with path.open("rb") as fh:
+                form = aiohttp.FormData()
+                form.add_field("image", fh, filename=name, content_type=guess_media_type(name))
+                form.add_field("overwrite", "true")
+                form.add_field("type", "input")
+                return await self.request("POST", conn.url, "upload/image", data=form, retry=self.config.retry)
+
+        body = await send()
+        stored = parse_body(UploadResponse, body, "upload answer")
+        server_name = f"{stored.subfolder}/{stored.name}" if stored.subfolder else stored.name
+        conn.uploaded[sha] = server_name
+        return server_name
+
+    # --- the job verbs ----------------------------------------------------------------------------------------------
+    async def submit(self, job: Job, ctx: JobContext) -> str | None:
+        try:
+            req = ComfyRequest.model_validate(job.request)
+        except ValidationError as exc:
+            raise InvalidRequestError(f"Bad ComfyUI request: {exc.errors()[0]['msg']}", backend=self.name) from None
+        conn = await self.pick_server()
+        ctx.report_progress(0.0, stage="connecting", message=conn.url)
+        await self.preflight(conn)
+        workflow, values = await self.build_workflow(req, conn)
+        assert conn.object_info is not None
+        missing = missing_requirements(workflow, conn.object_info)
+        if missing:  # the catalogue may be stale (models added since): look once more before refusing
+            await self.preflight(conn, refresh=True)
+            missing = missing_requirements(workflow, conn.object_info or {})
+        if missing:
+            raise InvalidRequestError(
+                f"{conn.url} lacks what this workflow needs: {'; '.join(missing)}",
+                backend=self.name,
+                details={"missing": missing},
+                hint="Install the missing nodes or models on the server, or pick another template.",
+            )
+        job.server = conn.url
+        job.request = {**job.request, "resolved_params": values}
+        tracker = PromptTracker(prompt_id=job.id, workflow=workflow)
+        self._attach(conn, tracker, ctx)
+        self._job_conn[job.id] = conn
+        await self._post_prompt(conn, tracker)
+        return tracker.prompt_id
+
+    def _attach(self, conn: ServerConnection, tracker: PromptTracker, ctx: JobContext) -> None:
+        """Register the tracker *before* the POST: events may arrive before its answer."""
+        tracker.ctx = ctx
+        conn.trackers[tracker.prompt_id] = tracker
+
+    # Called by the connection for messages about one of our prompts.
+    def tracker_update(self, tracker: PromptTracker) -> None:
+        ctx = tracker.ctx
+        if ctx is None:
+            return
+        if tracker.started:
+            ctx.mark_running()
+        ctx.report_progress(tracker.fraction(), stage=tracker.stage(), step=tracker.step, total=tracker.total)
+
+    def tracker_preview(self, tracker: PromptTracker, image: bytes, media_type: str) -> None:
+        if tracker.ctx is not None:
+            tracker.ctx.report_progress(preview=image, preview_media_type=media_type)
+
+    def tracker_text(self, tracker: PromptTracker, text: str) -> None:
+        if tracker.ctx is not None:
+            tracker.ctx.log(text)
+
+    async def _post_prompt(self, conn: ServerConnection, tracker: PromptTracker) -> None:
+        body = {
+            "prompt": tracker.workflow,
+            "client_id": self.client_id,
+            "prompt_id": tracker.prompt_id,
+            "extra_data": {"client": "movie_director"},
+        }
+        try:
+            answer = await self.request("POST", conn.url, "prompt", json_body=body)
+        except InvalidRequestError as exc:
+            conn.trackers.pop(tracker.prompt_id, None)
+            raise self._prompt_refused(exc) from None
+        parsed = parse_body(PromptResponse, answer, "prompt answer")
+        if parsed.prompt_id != tracker.prompt_id:
+            raise ProtocolError(
+                f"the server renamed prompt {tracker.prompt_id} to {parsed.prompt_id}", backend=self.name
+            )
+
+    def _prompt_refused(self, exc: InvalidRequestError) -> InvalidRequestError:
+        """A 400 from POST /prompt, with ComfyUI's node errors kept as structured details."""
+        try:
+            parsed = PromptErrorResponse.model_validate(exc.details)
+        except ValidationError:
+            return exc
+        node_errors = {k: v.model_dump() for k, v in parsed.node_errors.items()}
+        return InvalidRequestError(
+            f"ComfyUI refused the workflow: {parsed.summary()}",
+            backend=self.name,
+            status=exc.status,
+            details={"error": exc.details.get("error"), "node_errors": node_errors},
+        )
+
+    async def resubmit(self, conn: ServerConnection, tracker: PromptTracker) -> None:
+        """The server lost the prompt (it restarted): send it again once, under the same id."""
+        log.info("comfyui %s lost prompt %s: submitting it again", conn.url, tracker.prompt_id)
+        ctx = tracker.ctx
+        tracker.started = False
+        tracker.cached.clear()
+        tracker.finished_nodes.clear()
+        tracker.current_node = None
+        if ctx is not None:
+            ctx.mark_resubmitted(tracker.prompt_id)
+            ctx.log("ComfyUI lost the job (did it restart?): sent it again")
+        await self._post_prompt(conn, tracker)
+
+    def _conn_of(self, job_id: str) -> ServerConnection:
+        conn = self._job_conn.get(job_id)
+        if conn is None:
+            raise InvalidRequestError(f"job {job_id} was never sent to ComfyUI", backend=self.name)
+        return conn
+
+    async def get_result(self, job: Job, ctx: JobContext) -> JobOutputs:
+        conn = self._conn_of(job.id)
+        tracker = conn.trackers[job.id]
+        tracker.ctx = ctx
+        assert tracker.outcome is not None
+        timeout = float(self.config.options.get("job_timeout", 3600.0))
+        try:
+            async with asyncio.timeout(timeout):
+                outcome = await asyncio.shield(tracker.outcome)
+            return await self._collect(conn, tracker, outcome, ctx)
+        except TimeoutError:
+            raise JobFailedError(
+                f"ComfyUI did not finish the job within {timeout:.0f} s", backend=self.name, retryable=True
+            ) from None
+        finally:
+            if tracker.done or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+                conn.trackers.pop(job.id, None)
+
+    async def _collect(
+        self, conn: ServerConnection, tracker: PromptTracker, outcome: Outcome, ctx: JobContext
+    ) -> JobOutputs:
+        if tracker.lost:
+            raise JobFailedError(
+                f"ComfyUI at {conn.url} lost the job twice (it restarted while the job was queued or running)",
+                backend=self.name,
+                retryable=True,
+            )
+        if outcome.error is not None:
+            err = outcome.error
+            raise JobFailedError(
+                f"ComfyUI node {err.node_id} ({err.node_type}) failed: {err.exception_type}: "
+                f"{err.exception_message.strip()}",
+                backend=self.name,
+                details={"node_id": err.node_id, "node_type": err.node_type, "traceback": err.traceback[-3:]},
+            )
+        if outcome.interrupted:
+            raise JobFailedError("The job was interrupted on the ComfyUI server", backend=self.name)
+        ctx.report_progress(0.99, stage="downloading")
+        files = outcome.files
+        try:  # history is complete by the time the final message arrives: it also lists cached outputs
+            entry = parse_history(await self.request("GET", conn.url, f"history/{tracker.prompt_id}")).get(
+                tracker.prompt_id
+            )
+            if entry is not None and entry.outputs:
+                files = self.outcome_from_history(entry).files
+        except MovieDirectorError as exc:
+            log.info("history of %s unavailable, using the socket's outputs: %s", tracker.prompt_id, exc)
+        outputs = []
+        seen: set[tuple[str, str, str]] = set()
+        for node, ref in files:
+            key = (ref.filename, ref.subfolder, ref.type)
+            if key in seen or (ref.type == "temp" and any(r.type == "output" for _, r in files)):
+                continue
+            seen.add(key)
+            outputs.append(await self.download(conn, node, ref, ctx.output_dir))
+        return JobOutputs(files=tuple(outputs), data={"prompt_id": tracker.prompt_id, "server": conn.url})
+
+    def outcome_from_history(self, entry: HistoryEntry) -> Outcome:
+        files = [(str(node), ref) for node, output in entry.outputs.items() for ref in _refs(output)]
+        if entry.succeeded:
+            return Outcome(ok=True, files=files)
+        error = entry.message("execution_error")
+        if error is not None:
+            from .protocol import ExecutionErrorData
+
+            try:
+                return Outcome(ok=False, error=ExecutionErrorData.model_validate(error), files=files)
+            except ValidationError:
+                pass
+        return Outcome(ok=False, interrupted=True, files=files)
+
+    async def download(self, conn: ServerConnection, node: str, ref: Any, folder: Path) -> OutputFile:
+        """Fetch one output through /view into ``folder`` under a sanitised, unique name."""
+        target = unique_path(safe_path(folder, ref.filename))
+        params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
+
+        async def fetch() -> tuple[int, str]:
+            try:
+                async with self.session(conn.url).get("view", params=params) as resp:
+                    if resp.status >= 400:
+                        body = await resp.read()
+                        raise self.status_error(resp.status, body, resp.headers)
+                    size, _ = await download_to(resp, target, backend=self.name)
+                    return size, resp.headers.get("Content-Type", "")
+            except MovieDirectorError:
+                raise
+            except Exception as exc:
+                raise self._error_from_exception(exc, conn.url) from exc
+
+        from ...runtime.retry import call_with_retry
+
+        size, content_type = await call_with_retry(fetch, self.config.retry, backend=self.name)
+        media_type = content_type.split(";")[0].strip() or guess_media_type(target.name)
+        if media_type in ("application/octet-stream", ""):
+            media_type = guess_media_type(target.name)
+        return OutputFile(path=str(target), media_type=media_type, name=target.name, size=size, node=node)
+
+    async def cancel(self, job: Job) -> None:
+        """Pending on the server -> delete it from the queue; running -> interrupt *that* prompt (never another's)."""
+        conn = self._job_conn.get(job.id)
+        if conn is None:
+            return  # never sent: the runtime's local cancel is all there is
+        tracker = conn.trackers.pop(job.id, None)
+        if tracker is not None and tracker.outcome is not None and not tracker.outcome.done():
+            tracker.outcome.cancel()
+        running = conn.running_prompt == job.id or (tracker is not None and tracker.started)
+        if running:
+            await self.request("POST", conn.url, "interrupt", json_body={"prompt_id": job.id}, expect_json=False)
+        else:
+            await self.request("POST", conn.url, "queue", json_body={"delete": [job.id]}, expect_json=False)
+            # It may have started between our look and the delete; interrupt is scoped to this prompt.
+            await self.request("POST", conn.url, "interrupt", json_body={"prompt_id": job.id}, expect_json=False)
+
+    async def get_status(self, job: Job) -> RemoteStatus:
+        conn = self._job_conn.get(job.id) or self.connection(job.server or self.config.url)
+        entry = parse_history(await self.request("GET", conn.url, f"history/{job.id}")).get(job.id)
+        if entry is not None and entry.finished:
+            return RemoteStatus(state=JobState.SUCCEEDED if entry.succeeded else JobState.FAILED)
+        queue = parse_body(QueueState, await self.request("GET", conn.url, "queue"), "queue")
+        if job.id in queue.running_ids():
+            return RemoteStatus(state=JobState.RUNNING)
+        if job.id in queue.pending_ids():
+            return RemoteStatus(state=JobState.SUBMITTED)
+        return RemoteStatus(state=None, message="the server does not know this job")
+
+    async def health(self) -> HealthInfo:
+        url = self.config.url
+        start = time.perf_counter()
+        try:
+            stats = await self.request("GET", url, "system_stats", deadline=5.0)
+        except MovieDirectorError as exc:
+            return HealthInfo(ok=False, url=url, message=str(exc))
+        latency = (time.perf_counter() - start) * 1000
+        version = str(((stats or {}).get("system") or {}).get("comfyui_version", ""))
+        devices = [d.get("name", "") for d in (stats or {}).get("devices", []) if isinstance(d, dict)]
+        message = f"ComfyUI {version}" + (f" on {devices[0]}" if devices else "")
+        return HealthInfo(ok=True, url=url, message=message, version=version, latency_ms=latency)
+
+    async def close(self) -> None:
+        conns, self._conns = list(self._conns.values()), {}
+        for conn in conns:
+            await conn.close()
+        await super().close()
+
+
+def _refs(output: Any) -> list[Any]:
+    from .protocol import collect_file_refs
+
+    return collect_file_refs(output)
+
+
+def factory(config: BackendConfig, network: NetworkPolicy) -> ComfyClient:
+    return ComfyClient(config, network)
