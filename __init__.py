@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = (".panels.preferences", ".operators.jobs", ".panels.sidebar")
+_MODULES = (".panels.preferences", ".operators.jobs", ".operators.generate_image", ".panels.sidebar")
 
 
 def _modules() -> list:  # type: ignore[type-arg]

@@ -66,7 +66,14 @@ def backend_configs() -> list[Any]:
             f"MOVIE_DIRECTOR_{info.name.upper()}_API_KEY", ""
         )
         concurrency = getattr(settings, "concurrency", info.default_concurrency) if settings else None
-        fields = {"name": info.name, "api_key": key or None, "concurrency": concurrency or info.default_concurrency}
+        fields: dict[str, Any] = {
+            "name": info.name,
+            "api_key": key or None,
+            "concurrency": concurrency or info.default_concurrency,
+        }
+        templates = getattr(prefs, "templates_dir", "") if prefs else ""
+        if templates and info.name == "comfyui":
+            fields["options"] = {"templates_dir": bpy.path.abspath(templates)}
         try:
             configs.append(BackendConfig(urls=urls, **fields))
         except ValueError as exc:  # a bad URL in the preferences: keep working with the default, say why

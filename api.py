@@ -28,6 +28,7 @@ __all__ = [
     "BatchHandle",
     "JobHandle",
     "JobSpec",
+    "generate_image",
     "jobs",
     "last_job",
     "pause",
@@ -37,6 +38,7 @@ __all__ = [
     "submit",
     "submit_batch",
     "subscribe",
+    "templates",
     "test_connection",
     "wait_all",
     "wait_future",
@@ -51,6 +53,39 @@ def runtime() -> Runtime:
 def submit(backend: str, kind: str, request: Mapping[str, Any] | None = None, **kwargs: Any) -> JobHandle:
     """Queue any job; see each backend's helpers for friendlier signatures."""
     return runtime().submit(backend, kind, request, **kwargs)
+
+
+def generate_image(
+    prompt: str,
+    *,
+    template: str = "txt2img",
+    preset: str | None = None,
+    input_image: str | None = None,
+    place: bool = True,
+    frame: int | None = None,
+    scene: Any = None,
+    **params: Any,
+) -> JobHandle:
+    """Generate an image with ComfyUI. With ``place`` (default) it lands on the Sequencer at ``frame`` (the playhead
+    by default) on the first free channel when it is done; ``params`` are the template's (width, steps, seed...)."""
+    import bpy
+
+    from .operators import generate_image as gen
+
+    scene = scene or bpy.context.scene
+    placement = {"frame": scene.frame_current if frame is None else frame}
+    handle = gen.submit_image(prompt=prompt, template=template, preset=preset, params=params, input_image=input_image)
+    if place:
+        scene_name = scene.name
+        handle.on_complete(lambda job: gen.place_job_images(bpy.data.scenes[scene_name], job, placement))
+    return handle
+
+
+def templates() -> list[Any]:
+    """The ComfyUI workflow templates (built-in and from the preferences' folder)."""
+    from .operators import generate_image as gen
+
+    return list(gen._catalog().list())
 
 
 def submit_batch(specs: Iterable[JobSpec], *, parallel: bool = True, stop_on_error: bool = False) -> BatchHandle:

@@ -50,8 +50,9 @@ class JobOperator(bpy.types.Operator):
     bl_options = {"REGISTER"}  # results are placed by a callback later, outside the operator's undo step
 
     what = "The job"
-    _handle: JobHandle | None = None
-    _timer: Any = None
+    # Plain class attributes, not annotations: Blender reads an operator's annotations as its properties.
+    _handle = None
+    _timer = None
 
     def start_job(self, context: Any) -> JobHandle:
         raise NotImplementedError

@@ -82,5 +82,36 @@ class MOVIEDIR_PT_jobs(MovieDirectorPanel, bpy.types.Panel):
         layout.operator("moviedir.clear_finished", icon="TRASH")
 
 
-classes = (MOVIEDIR_PT_backends, MOVIEDIR_PT_jobs)
+class MOVIEDIR_PT_image(MovieDirectorPanel, bpy.types.Panel):
+    bl_idname = "MOVIEDIR_PT_image"
+    bl_label = "Image (ComfyUI)"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        settings = getattr(context.scene, "movie_director_image", None)
+        if settings is None:
+            return
+        layout.prop(settings, "template")
+        layout.prop(settings, "prompt")
+        layout.prop(settings, "negative_prompt")
+        row = layout.row(align=True)
+        row.prop(settings, "width")
+        row.prop(settings, "height")
+        layout.prop(settings, "preset")
+        if settings.preset == "CUSTOM":
+            row = layout.row(align=True)
+            row.prop(settings, "steps")
+            row.prop(settings, "cfg")
+        layout.prop(settings, "seed")
+        layout.prop(settings, "checkpoint")
+        layout.prop(settings, "input_source")
+        if settings.input_source == "IMAGE":
+            layout.prop(settings, "input_image")
+        layout.operator("moviedir.generate_image", icon="IMAGE_DATA")
+        preview = bpy.data.images.get("Movie Director Preview")
+        if preview is not None and preview.preview is not None:
+            layout.template_icon(icon_value=preview.preview.icon_id, scale=6.0)
+
+
+classes = (MOVIEDIR_PT_backends, MOVIEDIR_PT_image, MOVIEDIR_PT_jobs)
 register, unregister = bpy.utils.register_classes_factory(classes)

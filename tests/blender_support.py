@@ -44,6 +44,9 @@ class LayoutRecorder:
         assert 0.0 <= factor <= 1.0
         self.calls.append(("progress", text))
 
+    def template_icon(self, *, icon_value: int, scale: float = 1.0) -> None:
+        self.calls.append(("icon", str(icon_value)))
+
     def operator(self, idname: str, **kwargs: object) -> object:
         import bpy
 

@@ -25,6 +25,8 @@ from .protocol import (
     WsMessage,
 )
 
+SAMPLER_WEIGHT = 10.0
+
 
 @dataclass
 class Outcome:

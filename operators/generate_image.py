@@ -1,0 +1,232 @@
+"""Generate Image: a ComfyUI workflow template with the sidebar's settings; the image lands on the Sequencer at the
+playhead (first free channel) and in ``bpy.data.images``.
+
+Touches bpy (main thread only). Invoked from the UI it runs modal (Esc cancels); from a script it returns at once and
+leaves the handle in ``addon_runtime.last_handle``; ``api.generate_image`` is the console form.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import bpy
+
+from .. import addon_runtime
+from . import sequencer
+from .base import JobOperator
+
+if TYPE_CHECKING:
+    from ..runtime.bridge import JobHandle
+    from ..runtime.jobs import Job
+
+log = logging.getLogger(__name__)
+
+#: Strip length of a generated still, in seconds.
+STILL_SECONDS = 2.0
+
+
+def export_input_image(scene: Any, source: str, image_name: str = "") -> str | None:
+    """A file for the chosen input: the image strip under the playhead, a Blender image, or the render result."""
+    if source == "NONE":
+        return None
+    if source == "STRIP":
+        frame = scene.frame_current
+        for strip in sorted(sequencer.strips(scene), key=lambda s: -s.channel):
+            if strip.type == "IMAGE" and strip.frame_final_start <= frame < strip.frame_final_end:
+                elem = strip.strip_elem_from_frame(frame)
+                return bpy.path.abspath(str(Path(strip.directory) / elem.filename))
+        raise ValueError("There is no image strip under the playhead to use as the input image")
+    image = bpy.data.images.get("Render Result" if source == "RENDER" else image_name)
+    if image is None:
+        raise ValueError(f"There is no image named {image_name or 'Render Result'!r}")
+    path = Path(tempfile.mkdtemp(prefix="md-input-")) / "input.png"
+    image.save_render(str(path), scene=scene)
+    return str(path)
+
+
+def submit_image(
+    *,
+    prompt: str,
+    template: str = "txt2img",
+    preset: str | None = None,
+    params: dict[str, Any] | None = None,
+    input_image: str | None = None,
+    title: str = "",
+) -> JobHandle:
+    """Queue one ComfyUI image job from plain values (shared by the operator and the console API)."""
+    values = dict(params or {})
+    if prompt or _takes(template, "prompt"):
+        values["prompt"] = prompt
+    request: dict[str, Any] = {"template": template, "params": values, "preset": preset, "title": title or prompt}
+    if input_image:
+        request["images"] = {"input_image": input_image}
+    handle = addon_runtime.runtime().submit("comfyui", "image", request)
+    return handle.on_progress(show_preview)
+
+
+PREVIEW_IMAGE = "Movie Director Preview"
+_last_preview: bytes | None = None
+
+
+def show_preview(job: Job) -> None:
+    """Copy the newest sampler preview into one Blender image that the sidebar shows (main thread)."""
+    global _last_preview
+    data = job.progress.preview
+    if not data or data is _last_preview:
+        return
+    _last_preview = data
+    suffix = ".png" if job.progress.preview_media_type == "image/png" else ".jpg"
+    path = Path(tempfile.gettempdir()) / f"movie_director_preview{suffix}"
+    path.write_bytes(data)
+    image = bpy.data.images.get(PREVIEW_IMAGE)
+    if image is None or image.filepath != str(path):
+        if image is not None:
+            bpy.data.images.remove(image)
+        image = bpy.data.images.load(str(path))
+        image.name = PREVIEW_IMAGE
+    else:
+        image.reload()
+    image.preview_ensure()
+    if image.preview is not None:
+        image.preview.reload()
+
+
+def _takes(template: str, param: str) -> bool:
+    try:
+        return any(p.name == param for p in _catalog().get(template).params)
+    except Exception:  # unknown template: the client says so with the catalogue's own message
+        return True
+
+
+def place_job_images(scene: Any, job: Job, placement: dict[str, Any]) -> list[Any]:
+    """Put every image a job produced on the Sequencer, one after another from the placement's frame."""
+    frame = int(placement.get("frame", scene.frame_current))
+    duration = int(placement.get("duration") or sequencer.seconds_to_frames(scene, STILL_SECONDS))
+    placed = []
+    for i, out in enumerate(f for f in job.outputs.files if f.media_type.startswith("image/")):
+        name = placement.get("name") or (job.request.get("title") or "shot")[:48]
+        placed.append(sequencer.place_image(scene, out.path, frame=frame + i * duration, duration=duration, name=name))
+    return placed
+
+
+def _template_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
+    """Enum items from the local template catalogue (files on disk: no network here)."""
+    return [(t.id, t.name, t.description) for t in _catalog().list()]
+
+
+_CATALOG: Any = None
+
+
+def _catalog() -> Any:
+    global _CATALOG
+    if _CATALOG is None:
+        from ..clients.comfyui.templates import TemplateCatalog
+
+        _CATALOG = TemplateCatalog()
+        prefs = addon_runtime.preferences()
+        folder = getattr(prefs, "templates_dir", "") if prefs else ""
+        if folder:
+            _CATALOG.add_folder(Path(bpy.path.abspath(folder)))
+    return _CATALOG
+
+
+class MOVIEDIR_PG_image_settings(bpy.types.PropertyGroup):
+    template: bpy.props.EnumProperty(name="Template", items=_template_items)  # type: ignore[valid-type]
+    prompt: bpy.props.StringProperty(name="Prompt", default="")  # type: ignore[valid-type]
+    negative_prompt: bpy.props.StringProperty(name="Negative", default="")  # type: ignore[valid-type]
+    width: bpy.props.IntProperty(name="Width", default=768, min=64, max=2048, step=8)  # type: ignore[valid-type]
+    height: bpy.props.IntProperty(name="Height", default=432, min=64, max=2048, step=8)  # type: ignore[valid-type]
+    steps: bpy.props.IntProperty(name="Steps", default=20, min=1, max=150)  # type: ignore[valid-type]
+    seed: bpy.props.IntProperty(name="Seed", description="-1 = random", default=-1, min=-1)  # type: ignore[valid-type]
+    cfg: bpy.props.FloatProperty(name="CFG", default=7.0, min=1.0, max=30.0)  # type: ignore[valid-type]
+    preset: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Quality",
+        items=[
+            ("CUSTOM", "Custom", "Use the steps and CFG above"),
+            ("draft", "Draft", "Fast, rough"),
+            ("standard", "Standard", "Balanced"),
+            ("high", "High", "Slow, detailed"),
+        ],
+        default="CUSTOM",
+    )
+    input_source: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Input Image",
+        items=[
+            ("NONE", "None", "Text to image"),
+            ("STRIP", "Strip Under Playhead", "The image strip at the current frame"),
+            ("RENDER", "Render Result", "The last render"),
+            ("IMAGE", "Image", "A Blender image by name"),
+        ],
+        default="NONE",
+    )
+    input_image: bpy.props.StringProperty(name="Image Name", default="")  # type: ignore[valid-type]
+    checkpoint: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Model", description="Checkpoint file on the server (empty = the template's default)", default=""
+    )
+
+
+def settings_params(settings: Any) -> dict[str, Any]:
+    """The template parameters the sidebar's settings map to (only those the chosen template has)."""
+    values = {
+        "negative_prompt": settings.negative_prompt,
+        "width": settings.width,
+        "height": settings.height,
+        "steps": settings.steps,
+        "seed": settings.seed,
+        "cfg": settings.cfg,
+        "checkpoint": settings.checkpoint,
+    }
+    try:
+        known = {p.name for p in _catalog().get(settings.template).params}
+    except Exception:  # an unknown template is reported at submit, with the catalogue's own message
+        return values
+    if settings.preset != "CUSTOM":
+        values.pop("steps"), values.pop("cfg")
+    return {k: v for k, v in values.items() if k in known and (v or k not in ("negative_prompt", "checkpoint"))}
+
+
+class MOVIEDIR_OT_generate_image(JobOperator):
+    bl_idname = "moviedir.generate_image"
+    bl_label = "Generate Image"
+    bl_description = "Generate an image with ComfyUI and put it on the Sequencer at the playhead"
+    bl_options = {"REGISTER"}  # the strip is added later by a callback, outside this operator's undo step
+
+    what = "The image"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return context.scene is not None
+
+    def start_job(self, context: Any) -> JobHandle:
+        settings = context.scene.movie_director_image
+        if not settings.prompt.strip() and settings.input_source == "NONE":
+            raise ValueError("Write a prompt first")
+        input_path = export_input_image(context.scene, settings.input_source, settings.input_image)
+        return submit_image(
+            prompt=settings.prompt,
+            template=settings.template,
+            preset=None if settings.preset == "CUSTOM" else settings.preset,
+            params=settings_params(settings),
+            input_image=input_path,
+        )
+
+    @classmethod
+    def place_result(cls, scene: Any, job: Job, placement: dict[str, Any]) -> None:
+        place_job_images(scene, job, placement)
+
+
+classes = (MOVIEDIR_PG_image_settings, MOVIEDIR_OT_generate_image)
+_register, _unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    _register()
+    bpy.types.Scene.movie_director_image = bpy.props.PointerProperty(type=MOVIEDIR_PG_image_settings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.movie_director_image
+    _unregister()

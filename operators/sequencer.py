@@ -1,0 +1,55 @@
+"""Putting results where a director wants them: strips on the Sequencer at the playhead, on the first free channel.
+
+Touches bpy (main thread only). Blender 4.4+ calls the strip collection ``strips``; 4.2-4.3 call it ``sequences``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import bpy
+
+MAX_CHANNEL = 128
+
+
+def strips(scene: Any) -> Any:
+    editor = scene.sequence_editor or scene.sequence_editor_create()
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def all_strips(scene: Any) -> Any:
+    editor = scene.sequence_editor
+    if editor is None:
+        return []
+    return editor.strips_all if hasattr(editor, "strips_all") else editor.sequences_all
+
+
+def first_free_channel(scene: Any, start: int, end: int, lowest: int = 1) -> int:
+    """The lowest channel at or above ``lowest`` with no strip overlapping frames [start, end)."""
+    busy: set[int] = set()
+    for strip in strips(scene):
+        if strip.frame_final_start < end and start < strip.frame_final_end:
+            busy.add(strip.channel)
+    for channel in range(max(1, lowest), MAX_CHANNEL + 1):
+        if channel not in busy:
+            return channel
+    raise RuntimeError("Every Sequencer channel is taken at this frame")
+
+
+def seconds_to_frames(scene: Any, seconds: float) -> int:
+    fps = scene.render.fps / scene.render.fps_base
+    return max(1, round(seconds * fps))
+
+
+def place_image(scene: Any, path: str, *, frame: int, duration: int, name: str = "", channel: int = 0) -> Any:
+    """An image strip of ``duration`` frames at ``frame``; the image is also loaded into ``bpy.data.images``."""
+    image = bpy.data.images.load(path, check_existing=True)
+    image.name = name or Path(path).stem
+    channel = channel or first_free_channel(scene, frame, frame + duration)
+    # FIT scales a picture of any size to the frame, as a director expects from a storyboard still.
+    strip = strips(scene).new_image(
+        name=name or Path(path).stem, filepath=path, channel=channel, frame_start=frame, fit_method="FIT"
+    )
+    strip.frame_final_duration = duration
+    return strip
