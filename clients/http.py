@@ -184,9 +184,15 @@ def safe_filename(name: str, *, default: str = "output") -> str:
     name = _UNSAFE.sub("_", name).strip(" .")
     if not name or set(name) <= {"."}:
         return default
-    stem, dot, ext = name.rpartition(".")
-    if len(name) > 120:
-        name = (stem[: 110 - len(ext)] + dot + ext) if dot else name[:120]
+    if len(name) > 120 or len(name.encode("utf-8")) > 200:
+        # File systems cap a name at 255 *bytes*; keep a short extension, cut the stem by characters and bytes.
+        stem, dot, ext = name.rpartition(".")
+        if not dot or len(ext) > 16:
+            stem, dot, ext = name, "", ""
+        stem = stem[: 110 - len(ext)] if dot else stem[:120]
+        while len((stem + dot + ext).encode("utf-8")) > 200:
+            stem = stem[:-1]
+        name = stem + dot + ext
     return name
 
 

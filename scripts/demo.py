@@ -105,14 +105,14 @@ def main(argv: list[str]) -> int:
 
             handle.on_progress(report)
             scene.timeline_markers.new(f"Shot {i}", frame=frame)
-            shots.append((i, prompt, frame, frames, handle, time.perf_counter()))
+            shots.append((i, frame, frames, handle))
             frame += frames
         scene.frame_start, scene.frame_end = 1, frame - 1
 
         print(f"Generating {len(shots)} shots...")
         rows = []
         failed = 0
-        for i, prompt, start, frames, handle, submitted in shots:
+        for i, start, frames, handle in shots:
             job = handle.wait(300)
             took = (job.finished_at or time.time()) - job.created_at
             if job.state.value != "succeeded":
