@@ -197,10 +197,14 @@ def safe_filename(name: str, *, default: str = "output") -> str:
 
 
 def safe_path(folder: Path, name: str) -> Path:
-    """A path for ``name`` that is guaranteed to be inside ``folder`` (names are sanitised, never trusted)."""
-    folder = folder.resolve()
-    path = (folder / safe_filename(name)).resolve()
-    if path.parent != folder:
+    """A path for ``name`` that is guaranteed to be inside ``folder`` (names are sanitised, never trusted).
+
+    The sanitised name has no separators and is never ``.`` or ``..``, so joining it cannot leave the folder; the
+    check below says so explicitly. Downloads replace a name atomically, so a link already sitting at that name is
+    replaced, never followed.
+    """
+    path = folder / safe_filename(name)
+    if path.parent != folder or path.name in ("", ".", ".."):
         raise ProtocolError(f"Refused to write {name!r} outside the output folder")
     return path
 

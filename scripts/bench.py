@@ -104,6 +104,7 @@ def load_optional_sections() -> None:
         namespace: dict[str, Any] = {"__name__": path.stem, "__file__": str(path)}
         exec(compile(path.read_text(), str(path), "exec"), namespace)
         SECTIONS.extend(namespace.get("SECTIONS", []))
+        TARGETS.update(namespace.get("TARGETS", {}))
 
 
 TARGETS = {
@@ -128,7 +129,10 @@ def main(argv: list[str]) -> int:
         results.update({k: round(v, 3) for k, v in figures.items()})
         for key, value in figures.items():
             check = TARGETS.get(key)
-            verdict = "" if check is None else ("  (target met)" if check(results) else "  (TARGET MISSED)")
+            try:
+                verdict = "" if check is None else ("  (target met)" if check(results) else "  (TARGET MISSED)")
+            except KeyError:  # the baseline comes later in the same section
+                verdict = ""
             print(f"{key:32s} {value:12.3f}{verdict}")
     if args.json:
         print(json.dumps(results, sort_keys=True))

@@ -356,14 +356,16 @@ class ComfyClient(HttpBackendClient):
             raise JobFailedError("The job was interrupted on the ComfyUI server", backend=self.name)
         ctx.report_progress(0.99, stage="downloading")
         files = outcome.files
-        try:  # history is complete by the time the final message arrives: it also lists cached outputs
-            entry = parse_history(await self.request("GET", conn.url, f"history/{tracker.prompt_id}")).get(
-                tracker.prompt_id
-            )
-            if entry is not None and entry.outputs:
-                files = self.outcome_from_history(entry).files
-        except MovieDirectorError as exc:
-            log.info("history of %s unavailable, using the socket's outputs: %s", tracker.prompt_id, exc)
+        if not files:  # nothing came over the socket (e.g. it was down at the end): history lists every output
+            try:
+                entry = parse_history(await self.request("GET", conn.url, f"history/{tracker.prompt_id}")).get(
+                    tracker.prompt_id
+                )
+                if entry is not None:
+                    files = self.outcome_from_history(entry).files
+            except MovieDirectorError as exc:
+                log.info("history of %s unavailable: %s", tracker.prompt_id, exc)
+        folder = ctx.output_dir.resolve()
         outputs = []
         seen: set[tuple[str, str, str]] = set()
         for node, ref in files:
@@ -371,7 +373,7 @@ class ComfyClient(HttpBackendClient):
             if key in seen or (ref.type == "temp" and any(r.type == "output" for _, r in files)):
                 continue
             seen.add(key)
-            outputs.append(await self.download(conn, node, ref, ctx.output_dir))
+            outputs.append(await self.download(conn, node, ref, folder))
         return JobOutputs(files=tuple(outputs), data={"prompt_id": tracker.prompt_id, "server": conn.url})
 
     def outcome_from_history(self, entry: HistoryEntry) -> Outcome:
@@ -389,7 +391,7 @@ class ComfyClient(HttpBackendClient):
         return Outcome(ok=False, interrupted=True, files=files)
 
     async def download(self, conn: ServerConnection, node: str, ref: Any, folder: Path) -> OutputFile:
-        """Fetch one output through /view into ``folder`` under a sanitised, unique name."""
+        """Fetch one output through /view into ``folder`` (absolute) under a sanitised, unique name."""
         target = unique_path(safe_path(folder, ref.filename))
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
 

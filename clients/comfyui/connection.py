@@ -140,7 +140,7 @@ class ServerConnection:
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
         while True:
             try:
-                msg = await asyncio.wait_for(ws.receive(), timeout=SILENCE_CHECK)
+                msg = await ws.receive(timeout=SILENCE_CHECK)
             except TimeoutError:
                 if self.trackers:
                     await self.reconcile()

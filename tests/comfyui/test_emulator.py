@@ -500,10 +500,13 @@ def test_prompt_400_bodies_match_the_transcripts() -> None:
         ({"width": -1}, "value_smaller_than_min", "width"),
         ({"width": "wide"}, "invalid_input_type", "width, wide, invalid literal for int() with base 10: 'wide'"),
         ({"image": ["1", 0, 0]}, "bad_linked_input", "image"),
-        ({"upscale_method": "magic"}, "value_not_in_list", "upscale_method: 'magic' not in " + str(
-            ["nearest-exact", "bilinear", "area", "bicubic", "lanczos"])),
+        (
+            {"upscale_method": "magic"},
+            "value_not_in_list",
+            "upscale_method: 'magic' not in " + str(["nearest-exact", "bilinear", "area", "bicubic", "lanczos"]),
+        ),
     ],
-)  # fmt: skip
+)
 def test_per_input_validation_errors(change: dict[str, Any], kind: str, details: str) -> None:
     async def body(emu: ComfyEmulator, client: Client) -> None:
         prompt = {
@@ -552,8 +555,12 @@ def test_view_rules_match_the_transcript() -> None:
     async def body(emu: ComfyEmulator, client: Client) -> None:
         await client.connect()
         await client.until_done(await client.submit(recorded(1, 0.0)))
-        for query in ("filename=nope.png&type=output", "filename=../x.png&type=output",
-                      "filename=md_rec_00001_.png&subfolder=../../etc&type=output", "filename=md_rec_00001_.png&type=output"):  # fmt: skip
+        for query in (
+            "filename=nope.png&type=output",
+            "filename=../x.png&type=output",
+            "filename=md_rec_00001_.png&subfolder=../../etc&type=output",
+            "filename=md_rec_00001_.png&type=output",
+        ):
             status, _length, disposition, content_type = EDGE[query]
             async with client.session.get(f"{emu.url}/view?{query}") as resp:
                 data = await resp.read()
@@ -602,7 +609,10 @@ def test_upload_names_clash_unless_identical() -> None:
         assert await upload(b"third") == (200, {"name": "a (2).png", "subfolder": "", "type": "input"})
         assert await upload(b"over", overwrite="true") == (200, {"name": "a.png", "subfolder": "", "type": "input"})
         assert (emu.folders.input_dir / "a.png").read_bytes() == b"over"
-        assert await upload(b"x", subfolder="shots", type="temp") == (200, {"name": "a.png", "subfolder": "shots", "type": "temp"})  # fmt: skip
+        assert await upload(b"x", subfolder="shots", type="temp") == (
+            200,
+            {"name": "a.png", "subfolder": "shots", "type": "temp"},
+        )
         assert (emu.folders.temp_dir / "shots" / "a.png").exists()
         assert (await upload(b"x", type="elsewhere"))[0] == 400
         assert (await upload(b"x", subfolder="../../escape"))[0] == 400
@@ -676,12 +686,36 @@ def test_history_listing_and_deletion() -> None:
 def test_object_info_and_system_stats_shapes() -> None:
     async def body(emu: ComfyEmulator, client: Client) -> None:
         info = await client.get_json("/object_info")
-        for name in ("CheckpointLoaderSimple", "CLIPTextEncode", "EmptyLatentImage", "KSampler", "VAEDecode",
-                     "SaveImage", "PreviewImage", "LoadImage", "EmptyImage", "ImageInvert", "ImageScale", "SlowSteps",
-                     "KSamplerEmulated", "SaveAnimatedWEBP"):  # fmt: skip
+        for name in (
+            "CheckpointLoaderSimple",
+            "CLIPTextEncode",
+            "EmptyLatentImage",
+            "KSampler",
+            "VAEDecode",
+            "SaveImage",
+            "PreviewImage",
+            "LoadImage",
+            "EmptyImage",
+            "ImageInvert",
+            "ImageScale",
+            "SlowSteps",
+            "KSamplerEmulated",
+            "SaveAnimatedWEBP",
+        ):
             node = info[name]
-            assert set(node) >= {"input", "input_order", "output", "output_is_list", "output_name", "name",
-                                 "display_name", "description", "python_module", "category", "output_node"}  # fmt: skip
+            assert set(node) >= {
+                "input",
+                "input_order",
+                "output",
+                "output_is_list",
+                "output_name",
+                "name",
+                "display_name",
+                "description",
+                "python_module",
+                "category",
+                "output_node",
+            }
             assert node["name"] == name and list(node["input_order"]["required"]) == list(node["input"]["required"])
         sampler = info["KSampler"]
         assert sampler["output"] == ["LATENT"] and sampler["input"]["required"]["steps"][0] == "INT"
@@ -691,10 +725,24 @@ def test_object_info_and_system_stats_shapes() -> None:
         assert await client.get_json("/object_info/NoSuchNode") == {}
         stats = await client.get_json("/api/system_stats")
         assert stats["system"]["comfyui_version"].startswith("0.3.75")
-        assert set(stats["system"]) >= {"os", "ram_total", "ram_free", "python_version", "pytorch_version",
-                                        "embedded_python", "argv"}  # fmt: skip
-        assert set(stats["devices"][0]) == {"name", "type", "index", "vram_total", "vram_free", "torch_vram_total",
-                                            "torch_vram_free"}  # fmt: skip
+        assert set(stats["system"]) >= {
+            "os",
+            "ram_total",
+            "ram_free",
+            "python_version",
+            "pytorch_version",
+            "embedded_python",
+            "argv",
+        }
+        assert set(stats["devices"][0]) == {
+            "name",
+            "type",
+            "index",
+            "vram_total",
+            "vram_free",
+            "torch_vram_total",
+            "torch_vram_free",
+        }
         assert await client.get_json("/features") == protocol.SERVER_FEATURE_FLAGS
 
     run(with_emulator(body))
@@ -718,7 +766,7 @@ def test_animated_webp_preview_and_ksampler_emulated() -> None:
                     "quality": 80,
                     "method": "fastest",
                 },
-            },  # fmt: skip
+            },
             "3": {"class_type": "PreviewImage", "inputs": {"images": ["1", 0]}},
         }
         pid = await client.submit(prompt)
@@ -845,3 +893,83 @@ def test_command_line_entry_point() -> None:
             proc.wait()
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+# ---- validation never raises, whatever the prompt
+
+
+def _prompt_strategy() -> Any:
+    from hypothesis import strategies as st
+
+    names = st.sampled_from(["1", "2", "3", "x"])
+    leaf = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=8)
+    link = st.lists(names | st.integers() | leaf, min_size=0, max_size=3)
+    value = leaf | link | st.dictionaries(st.sampled_from(["__value__", "k"]), leaf, max_size=2)
+    input_names = st.sampled_from(
+        [
+            "image",
+            "images",
+            "width",
+            "height",
+            "steps",
+            "delay",
+            "color",
+            "batch_size",
+            "filename_prefix",
+            "upscale_method",
+            "crop",
+            "seed",
+            "text",
+            "clip",
+            "model",
+            "positive",
+            "negative",
+            "latent_image",
+            "samples",
+            "vae",
+            "ckpt_name",
+        ]
+    )
+    class_type = (
+        st.sampled_from(
+            [
+                "EmptyImage",
+                "SlowSteps",
+                "ImageInvert",
+                "SaveImage",
+                "ImageScale",
+                "LoadImage",
+                "KSampler",
+                "VAEDecode",
+                "CLIPTextEncode",
+                "CheckpointLoaderSimple",
+                "EmptyLatentImage",
+                "PreviewImage",
+                "Nope",
+            ]
+        )
+        | leaf
+    )
+    node = st.fixed_dictionaries(
+        {"class_type": class_type}, optional={"inputs": st.dictionaries(input_names, value, max_size=5) | leaf}
+    )
+    return st.dictionaries(names, node | leaf, max_size=4) | leaf
+
+
+def test_validation_and_cache_keys_never_raise() -> None:
+    from hypothesis import given, settings
+    from movie_director.clients.comfyui.emulator.graph import node_signatures, validate_prompt
+    from movie_director.clients.comfyui.emulator.nodes import NODES, Folders
+
+    folders = Folders(Path("/nonexistent/in"), Path("/nonexistent/out"), Path("/nonexistent/tmp"))
+
+    @settings(max_examples=400, deadline=None)
+    @given(_prompt_strategy())
+    def check(prompt: Any) -> None:
+        result = validate_prompt(prompt, NODES, folders)
+        json.dumps({"error": result.error, "node_errors": result.node_errors})
+        assert result.ok or result.error is not None
+        if isinstance(prompt, dict):
+            assert set(node_signatures(prompt, NODES, folders)) == set(prompt)
+
+    check()

@@ -244,9 +244,26 @@ _json = st.recursive(
     max_leaves=20,
 )
 _field_names = st.sampled_from(
-    ["prompt_id", "node", "nodes", "value", "max", "status", "sid", "output", "exec_info", "queue_remaining",
-     "timestamp", "executed", "traceback", "node_id", "state", "display_node", "supports_preview_metadata"]
-)  # fmt: skip
+    [
+        "prompt_id",
+        "node",
+        "nodes",
+        "value",
+        "max",
+        "status",
+        "sid",
+        "output",
+        "exec_info",
+        "queue_remaining",
+        "timestamp",
+        "executed",
+        "traceback",
+        "node_id",
+        "state",
+        "display_node",
+        "supports_preview_metadata",
+    ]
+)
 _data = st.dictionaries(_field_names, _json, max_size=6) | _json
 
 

@@ -21,6 +21,7 @@ import sys
 import tempfile
 import threading
 import uuid
+import weakref
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -138,6 +139,8 @@ class ComfyEmulator:
             return self
         if self._folders is None:
             self._scratch = Path(tempfile.mkdtemp(prefix="comfy-emulator-"))
+            # removed by stop(); this also removes it at exit when a caller never stopped the emulator
+            self._scratch_finalizer = weakref.finalize(self, shutil.rmtree, str(self._scratch), True)
             output_dir = self._output_dir_arg or self._scratch / "output"
             input_dir = self._input_dir_arg or self._scratch / "input"
             temp_dir = self._scratch / "temp"
@@ -194,6 +197,7 @@ class ComfyEmulator:
         await self._unserve()
         if self._scratch is not None:
             await asyncio.to_thread(shutil.rmtree, self._scratch, True)
+            self._scratch_finalizer.detach()
             self._scratch = None
             self._folders = None
 
@@ -456,20 +460,17 @@ class ComfyEmulator:
         body = await self._read_json(request)
         if not isinstance(body, dict):
             return web.Response(status=400)
-        changed = False
         if body.get("clear"):
-            changed = bool(self._pending)
             self._pending.clear()
+            self._queue_updated()
         to_delete = body.get("delete")
         if isinstance(to_delete, list):
-            ids = {str(i) for i in to_delete if isinstance(i, (str, int))}
-            kept = [p for p in self._pending if p[1].prompt_id not in ids]
-            if len(kept) != len(self._pending):
-                self._pending = kept
-                heapq.heapify(self._pending)
-                changed = True
-        if changed or "clear" in body or "delete" in body:
-            self._queue_updated()
+            for prompt_id in to_delete:
+                kept = [p for p in self._pending if p[1].prompt_id != prompt_id]
+                if len(kept) != len(self._pending):  # as the real server: one status frame per deleted item
+                    self._pending = kept
+                    heapq.heapify(self._pending)
+                    self._queue_updated()
         return web.Response(status=200)
 
     async def _post_interrupt(self, request: web.Request) -> web.Response:

@@ -1,0 +1,171 @@
+"""ComfyUI figures for scripts/bench.py (loaded by it; not run on its own).
+
+- comfy_jobs_per_s: 200 tiny jobs (EmptyImage -> SaveImage) through the runtime against the emulator at the
+  backend's default concurrency, beside comfy_raw_jobs_per_s: a minimal hand-written aiohttp loop doing the same
+  POST /prompt, websocket wait and /view download with the same concurrency, in the same run. Target >= 0.8x raw.
+- progress_latency_ms_p50: from the emulator queueing a ``progress`` frame to the main-thread on_progress callback,
+  with the pump driven like Blender's timer at its active interval. Target <= interval / 2 + 2 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import aiohttp
+from movie_director.clients.comfyui import client as comfy
+from movie_director.clients.comfyui.emulator import EmulatorThread
+from movie_director.clients.registry import BY_NAME
+from movie_director.runtime import BackendConfig, Job, Runtime
+
+JOBS = 200
+ACTIVE_INTERVAL = 0.02  # addon_runtime.ACTIVE_INTERVAL (not imported: that module needs bpy)
+
+
+def tiny(i: int) -> dict[str, Any]:
+    return {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": i}},
+        "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "bench"}},
+    }
+
+
+def ours(url: str, concurrency: int) -> float:
+    rt = Runtime(output_root=tempfile.mkdtemp())
+    rt.register_backend("comfyui", comfy.factory, BackendConfig(name="comfyui", urls=url, concurrency=concurrency))
+    rt.submit("comfyui", "image", {"workflow": tiny(0)}).wait(30)  # connect, preflight
+    start = time.perf_counter()
+    handles = [rt.submit("comfyui", "image", {"workflow": tiny(i)}) for i in range(JOBS)]
+    for h in handles:
+        job = h.wait(120)
+        assert job.state.value == "succeeded", job.error
+    took = time.perf_counter() - start
+    rt.stop()
+    return JOBS / took
+
+
+async def raw(url: str, concurrency: int) -> float:
+    """The least a client must do per job, written by hand."""
+    client_id = uuid.uuid4().hex
+    waiters: dict[str, asyncio.Future[None]] = {}
+    out = tempfile.mkdtemp()
+    async with aiohttp.ClientSession() as session:
+        ws = await session.ws_connect(f"{url}/ws", params={"clientId": client_id}, max_msg_size=0)
+
+        async def read() -> None:
+            async for msg in ws:
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    data = msg.json()
+                    if data["type"] == "executing" and data["data"]["node"] is None:
+                        fut = waiters.get(data["data"]["prompt_id"])
+                        if fut and not fut.done():
+                            fut.set_result(None)
+
+        reader = asyncio.create_task(read())
+
+        async def one(i: int) -> None:
+            pid = str(uuid.uuid4())
+            done = waiters[pid] = asyncio.get_running_loop().create_future()
+            body = {"prompt": tiny(i), "client_id": client_id, "prompt_id": pid}
+            async with session.post(f"{url}/prompt", json=body) as r:
+                await r.read()
+            await done
+            del waiters[pid]
+            async with session.get(f"{url}/history/{pid}") as r:
+                history = await r.json()
+            for output in history[pid]["outputs"].values():
+                for img in output["images"]:
+                    async with session.get(f"{url}/view", params=img) as r:
+                        with open(f"{out}/{pid}.png", "wb") as fh:
+                            fh.write(await r.read())
+
+        sem = asyncio.Semaphore(concurrency)
+
+        async def limited(i: int) -> None:
+            async with sem:
+                await one(i)
+
+        await limited(0)
+        start = time.perf_counter()
+        await asyncio.gather(*(limited(i) for i in range(JOBS)))
+        took = time.perf_counter() - start
+        reader.cancel()
+        await ws.close()
+    return JOBS / took
+
+
+@contextlib.contextmanager
+def emulator_process() -> Iterator[str]:
+    """The emulator in its own process, as a real server is: in this process it would compete for the GIL."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "movie_director.clients.comfyui.emulator", "--port", "0", "--step-delay", "0"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        match = re.search(r"(http://\S+)", line)
+        if not match:
+            raise RuntimeError(f"the emulator did not start: {line!r}")
+        yield match.group(1)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def bench_throughput() -> dict[str, float]:
+    concurrency = BY_NAME["comfyui"].default_concurrency
+    ours_runs, raw_runs = [], []
+    with emulator_process() as url:
+        for _ in range(3):  # alternate, so that machine noise hits both alike
+            raw_runs.append(asyncio.run(raw(url, concurrency)))
+            ours_runs.append(ours(url, concurrency))
+    return {"comfy_jobs_per_s": statistics.median(ours_runs), "comfy_raw_jobs_per_s": statistics.median(raw_runs)}
+
+
+def bench_progress_latency() -> dict[str, float]:
+    sent: dict[tuple[str, int], float] = {}
+    latencies: list[float] = []
+    with EmulatorThread(step_delay=0.013) as emu:
+        original = emu.emulator.send
+
+        def recording_send(event: str, data: Any, sid: str | None) -> None:
+            if event == "progress" and isinstance(data, dict):
+                sent[(str(data.get("prompt_id")), int(data.get("value", -1)))] = time.perf_counter()
+            original(event, data, sid)
+
+        emu.emulator.send = recording_send  # type: ignore[method-assign]
+        rt = Runtime(output_root=tempfile.mkdtemp())
+        rt.register_backend("comfyui", comfy.factory, BackendConfig(name="comfyui", urls=emu.url))
+
+        def on_progress(job: Job) -> None:
+            now = time.perf_counter()
+            step = job.progress.step
+            t = sent.get((job.id, step)) if step is not None else None
+            if t is not None and job.progress.stage == "sampling":
+                latencies.append((now - t) * 1000)
+
+        for seed in range(4):
+            request = {"template": "txt2img", "params": {"prompt": "bench", "steps": 40, "seed": seed, "width": 64}}
+            h = rt.submit("comfyui", "image", request, on_progress=on_progress)
+            while not h.done:  # Blender's timer: pump, then sleep for the active interval
+                rt.pump()
+                time.sleep(ACTIVE_INTERVAL)
+        rt.stop()
+    return {"progress_latency_ms_p50": statistics.median(latencies)}
+
+
+SECTIONS = [("comfy_throughput", bench_throughput), ("progress_latency", bench_progress_latency)]
+TARGETS = {
+    "comfy_jobs_per_s": lambda r: r["comfy_jobs_per_s"] >= 0.8 * r["comfy_raw_jobs_per_s"],
+    "progress_latency_ms_p50": lambda r: r["progress_latency_ms_p50"] <= ACTIVE_INTERVAL * 1000 / 2 + 2,
+}
