@@ -5,7 +5,6 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 
 .PHONY: setup demo test lint bench extension clean
 
@@ -14,7 +13,8 @@ $(STAMP): requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
-	ln -sfn "$(CURDIR)" "$(SITE)/movie_director"
+	# `import movie_director` from this checkout (the repository root is the extension package)
+	ln -sfn "$(CURDIR)" "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/movie_director"
 	touch $(STAMP)
 
 setup: $(STAMP)
