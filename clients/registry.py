@@ -35,6 +35,24 @@ BACKENDS: tuple[BackendInfo, ...] = (
         "Images from ComfyUI workflows",
         default_concurrency=2,
     ),
+    BackendInfo(
+        "llm",
+        "LLM (LiteLLM)",
+        "http://127.0.0.1:4000",
+        ".llm.client",
+        "Script and shot text from any OpenAI-compatible server",
+        default_concurrency=4,
+        needs_key=True,
+    ),
+    BackendInfo(
+        "wan2gp",
+        "Wan2GP",
+        "http://127.0.0.1:7866/mcp",
+        ".wan2gp.client",
+        "Video clips (MCP at .../mcp, or a Gradio app)",
+    ),
+    BackendInfo("audioldm", "AudioLDM", "http://127.0.0.1:7860", ".audioldm.client", "Sound effects from text"),
+    BackendInfo("rvc", "RVC", "http://127.0.0.1:5050", ".rvc.client", "Voice conversion (rvc-python API or Applio)"),
     BackendInfo("local", "Local", "", ".local", "In-process self-check backend", hidden=True),
 )
 
