@@ -84,18 +84,11 @@ def test_preferences_and_panels_draw(addon: ModuleType) -> None:
     prefs = bpy.context.preferences.addons[MODULE].preferences
     assert prefs is not None and hasattr(prefs, "comfyui")
     calls: list[tuple[str, str]] = []
-    prefs.draw.__func__(
-        type(
-            "P",
-            (),
-            {
-                "layout": LayoutRecorder(calls),
-                **{name: getattr(prefs, name) for name in ("output_dir", "templates_dir", "comfyui")},
-                "bl_rna": prefs.bl_rna,
-            },
-        )(),
-        bpy.context,
-    )
+    names = ["output_dir", "templates_dir", *(info.name for info in addon.clients.registry.visible())]
+    fake = type("P", (), {"layout": LayoutRecorder(calls), "bl_rna": prefs.bl_rna})()
+    for name in names:
+        setattr(fake, name, getattr(prefs, name))
+    prefs.draw.__func__(fake, bpy.context)
     assert ("prop", "urls") in calls and ("operator", "moviedir.test_connection") in calls
 
     from bl_ext.user_default.movie_director.panels import sidebar
