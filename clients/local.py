@@ -3,7 +3,8 @@
 Plain Python: this module never imports bpy. Kinds:
 
 - ``noop``: succeeds at once (the bridge round-trip benchmark).
-- ``echo``: reports ``steps`` progress events ``delay`` seconds apart, then returns ``request["text"]`` as text.
+- ``echo``: reports ``steps`` progress events ``delay`` seconds apart (with ``stream``, also streams "1 2 3 ..." as
+  text deltas), then returns ``request["text"]`` as text.
 - ``fail``: raises the error named by ``request["code"]`` (an :class:`ErrorCode` value) with ``request["message"]``.
 - ``hang``: waits until cancelled (tests of cancel and stop).
 """
@@ -58,6 +59,8 @@ class LocalClient(BackendClient):
             ctx.report_progress((i + 1) / steps, stage="echo", step=i + 1, total=steps, message=f"step {i + 1}")
             if req.get("log"):
                 ctx.log(f"step {i + 1} of {steps}")
+            if req.get("stream"):
+                ctx.emit_text(f"{i + 1} ")
         return JobOutputs(text=str(req.get("text", "")))
 
     async def get_status(self, job: Job) -> RemoteStatus:

@@ -29,6 +29,7 @@ DONE = 2
 LOG = 3
 NOTICE = 4
 CALL = 5
+TEXT = 6  # a piece of streamed text: never coalesced, every delta reaches on_text callbacks in order
 
 JobCallback = Callable[[Job], Any]
 LogCallback = Callable[[Job, str], Any]
@@ -95,6 +96,8 @@ class Outbox:
                     target._deliver_done(payload)
                 elif kind == LOG:
                     target._deliver_log(payload)
+                elif kind == TEXT:
+                    target._deliver_text(payload)
                 elif kind == NOTICE:
                     self._deliver_notice(payload)
                 elif kind == CALL:
@@ -140,6 +143,7 @@ class JobHandle:
         "_live",
         "_log_cbs",
         "_progress_cbs",
+        "_text_cbs",
         "_rt",
         "callback_errors",
         "id",
@@ -158,6 +162,7 @@ class JobHandle:
         self._error_cbs: Sequence[JobCallback] = ()
         self._done_cbs: Sequence[JobCallback] = ()
         self._log_cbs: Sequence[LogCallback] = ()
+        self._text_cbs: Sequence[LogCallback] = ()
         self.callback_errors: list[str] = []
 
     def __repr__(self) -> str:
@@ -185,6 +190,11 @@ class JobHandle:
 
     def on_log(self, cb: LogCallback) -> JobHandle:
         self._log_cbs = [*self._log_cbs, cb]
+        return self
+
+    def on_text(self, cb: LogCallback) -> JobHandle:
+        """``cb(job, delta)`` for every piece of streamed text (LLM tokens), in order, none dropped."""
+        self._text_cbs = [*self._text_cbs, cb]
         return self
 
     def on_complete(self, cb: JobCallback) -> JobHandle:
@@ -220,6 +230,14 @@ class JobHandle:
         for cb in self._log_cbs:
             try:
                 cb(job, line)
+            except Exception as exc:
+                self._failed_callback(cb, exc)
+
+    def _deliver_text(self, delta: str) -> None:
+        job = self.status()
+        for cb in self._text_cbs:
+            try:
+                cb(job, delta)
             except Exception as exc:
                 self._failed_callback(cb, exc)
 
@@ -298,7 +316,7 @@ class JobHandle:
     def dispose(self) -> None:
         """Drop callbacks and forget the handle in the runtime's job list (a running job keeps running)."""
         self._progress_cbs = self._complete_cbs = self._error_cbs = self._done_cbs = ()
-        self._log_cbs = ()
+        self._log_cbs = self._text_cbs = ()
         self._rt.forget(self.id)
 
 

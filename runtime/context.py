@@ -85,3 +85,7 @@ class JobContext:
         if len(job.log) > 500:
             del job.log[:-500]
         self._rt.outbox.post(bridge.LOG, self._rec.handle, line)
+
+    def emit_text(self, delta: str) -> None:
+        """A piece of streamed text (an LLM token): delivered to ``on_text`` callbacks in order, never coalesced."""
+        self._rt.outbox.post(bridge.TEXT, self._rec.handle, delta)

@@ -341,3 +341,11 @@ def test_dispose_forgets_the_handle(rt: Runtime) -> None:
     assert rt.handle(h.id) is h
     h.dispose()
     assert rt.handle(h.id) is None and h not in rt.jobs()
+
+
+def test_streamed_text_reaches_on_text_in_order_without_coalescing(rt: Runtime) -> None:
+    deltas: list[str] = []
+    h = rt.submit("local", "echo", {"text": "x", "steps": 50, "stream": True})
+    h.on_text(lambda job, delta: deltas.append(delta))
+    assert h.wait(5).state is JobState.SUCCEEDED
+    assert "".join(deltas) == "".join(f"{i} " for i in range(1, 51))
