@@ -8,9 +8,11 @@ Blender's start-up almost nothing.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import tempfile
+import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,8 @@ ACTIVE_INTERVAL = 0.02
 #: Pump interval with nothing running; after IDLE_TICKS such ticks the timer removes itself.
 IDLE_INTERVAL = 0.5
 IDLE_TICKS = 20
+#: How long a job whose server is unreachable waits ("waiting for server") before it fails.
+OFFLINE_WAIT = 6 * 3600.0
 
 _runtime: Runtime | None = None
 _idle_ticks = 0
@@ -52,6 +56,34 @@ def output_root() -> Path:
         return Path(tempfile.gettempdir()) / "movie_director_outputs"
 
 
+def state_dir() -> Path:
+    """Where the job journal and the caches live (the extension's user folder; a temp folder in a checkout)."""
+    try:
+        return Path(bpy.utils.extension_path_user(PACKAGE, path="state", create=True))
+    except (ValueError, AttributeError):
+        path = Path(tempfile.gettempdir()) / "movie_director_state"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def installation_id() -> str:
+    """A stable id for this installation: ComfyUI routes a prompt's events to the client id that sent it, so a
+    prompt sent before Blender restarted still reports to us."""
+    path = state_dir() / "client_id"
+    try:
+        value = path.read_text().strip()
+        if value:
+            return value
+    except OSError:
+        pass
+    value = uuid.uuid4().hex
+    try:
+        path.write_text(value)
+    except OSError:
+        log.warning("could not save the client id to %s", path)
+    return value
+
+
 def backend_configs() -> list[Any]:
     """Backend settings from the preferences (defaults where the add-on has no preferences, e.g. in tests)."""
     from .clients import registry
@@ -71,9 +103,12 @@ def backend_configs() -> list[Any]:
             "api_key": key or None,
             "concurrency": concurrency or info.default_concurrency,
         }
-        templates = getattr(prefs, "templates_dir", "") if prefs else ""
-        if templates and info.name == "comfyui":
-            fields["options"] = {"templates_dir": bpy.path.abspath(templates)}
+        if info.name == "comfyui":
+            options: dict[str, Any] = {"client_id": installation_id()}
+            templates = getattr(prefs, "templates_dir", "") if prefs else ""
+            if templates:
+                options["templates_dir"] = bpy.path.abspath(templates)
+            fields["options"] = options
         try:
             configs.append(BackendConfig(urls=urls, **fields))
         except ValueError as exc:  # a bad URL in the preferences: keep working with the default, say why
@@ -91,12 +126,19 @@ def runtime() -> Runtime:
         from .runtime.core import Runtime
         from .runtime.errors import register_secret
 
-        rt = Runtime(output_root=output_root(), network=NetworkPolicy(bool(bpy.app.online_access)))
+        rt = Runtime(
+            output_root=output_root(),
+            network=NetworkPolicy(bool(bpy.app.online_access)),
+            journal=state_dir() / "jobs.db",
+            offline_wait=OFFLINE_WAIT,
+        )
         for config in backend_configs():
             register_secret(config.key())
             rt.register_backend(config.name, registry.factory_for(config.name), config)
         _unsubscribe.append(rt.subscribe(_on_runtime_event))
         _runtime = rt
+        atexit.register(_at_exit)
+        rt.start()  # brings back the jobs of the last session from the journal
     ensure_timer()
     return _runtime
 
@@ -157,12 +199,20 @@ def ensure_timer() -> None:
         bpy.app.timers.register(pump_timer, first_interval=0.0, persistent=True)
 
 
+def _at_exit() -> None:
+    """Blender is quitting: stop the loop but keep unfinished jobs in the journal, to resume next time."""
+    rt = _runtime
+    if rt is not None:
+        rt.stop(timeout=1.0)
+
+
 def shutdown() -> None:
     """Cancel every job (asking servers to stop), stop the loop thread, remove the timer. Called by unregister."""
     global _runtime
     if bpy.app.timers.is_registered(pump_timer):
         bpy.app.timers.unregister(pump_timer)
     rt, _runtime = _runtime, None
+    atexit.unregister(_at_exit)
     for unsubscribe in _unsubscribe:
         unsubscribe()
     _unsubscribe.clear()

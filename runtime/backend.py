@@ -108,6 +108,25 @@ class BackendClient(abc.ABC):
         """Ask the server where the job stands. Backends that cannot tell say so with ``state=None``."""
         return RemoteStatus(state=None, message="this backend cannot report job status")
 
+    async def resume(self, job: Job, ctx: JobContext) -> JobOutputs:
+        """Pick up a job that was submitted or running when Movie Director last stopped (from the journal).
+
+        The default asks the server where the job stands: unknown -> it was lost (fail, retryable); failed ->
+        fail; otherwise follow it to its end with :meth:`get_result`. Clients whose ``get_result`` needs state
+        from ``submit`` override this."""
+        from .errors import JobFailedError
+
+        status = await self.get_status(job)
+        if status.state is None:
+            raise JobFailedError(
+                f"The server no longer knows this job ({status.message or 'it was lost while Movie Director was closed'})",
+                backend=self.name,
+                retryable=True,
+            )
+        if status.state in (JobState.FAILED, JobState.CANCELLED):
+            raise JobFailedError(f"The job ended {status.state.value} on the server while Movie Director was closed")
+        return await self.get_result(job, ctx)
+
     async def cancel(self, job: Job) -> None:  # noqa: B027 - a backend without server-side cancel keeps this no-op
         """Ask the server to stop the job. The runtime has already cancelled it locally."""
 

@@ -143,8 +143,8 @@ class JobHandle:
         "_live",
         "_log_cbs",
         "_progress_cbs",
-        "_text_cbs",
         "_rt",
+        "_text_cbs",
         "callback_errors",
         "id",
     )

@@ -38,17 +38,17 @@ class JobContext:
     def mark_running(self) -> None:
         job = self.job
         if job.state is JobState.SUBMITTED:
-            job.transition(JobState.RUNNING)
+            self._rt._move(self._rec, JobState.RUNNING)
             self._rt.outbox.post(bridge.PROGRESS, self._rec.handle, None)
             self._rt._notice("job_started", job)
 
     def mark_resubmitted(self, remote_id: str | None = None) -> None:
         """The server lost the job and it was sent again."""
         job = self.job
-        if job.state is JobState.RUNNING:
-            job.transition(JobState.SUBMITTED)
         if remote_id:
             job.remote_id = remote_id
+        if job.state is JobState.RUNNING:
+            self._rt._move(self._rec, JobState.SUBMITTED, "resubmitted")
         self._rt.outbox.post(bridge.PROGRESS, self._rec.handle, None)
 
     def report_progress(

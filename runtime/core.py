@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import random
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,8 +23,9 @@ from . import bridge
 from .backend import BackendClient, BackendConfig, HealthInfo, NetworkPolicy
 from .bridge import BatchHandle, JobHandle, Outbox, RuntimeEvent
 from .context import JobContext
-from .errors import InvalidRequestError, JobCancelledError, MovieDirectorError
-from .jobs import Job, JobError, JobOutputs, JobState
+from .errors import BackendUnavailableError, InvalidRequestError, JobCancelledError, MovieDirectorError
+from .jobs import Job, JobError, JobOutputs, JobState, Progress
+from .journal import Journal
 from .loop import LoopThread
 from .scheduler import Scheduler
 
@@ -55,6 +58,9 @@ class _Record:
     task: asyncio.Task[None] | None = None
     cancel_reason: str | None = None
     started: bool = False
+    resume: bool = False  # reloaded from the journal while submitted or running: reconcile, do not resubmit
+    holds_slot: bool = False  # counted in its backend's concurrency limit
+    parked_at: float | None = None  # waiting for its server to come back
     final: Job | None = None
     waiters: list[asyncio.Future[Job]] = field(default_factory=list)
 
@@ -66,7 +72,12 @@ class Runtime:
         output_root: str | Path | None = None,
         network: NetworkPolicy | None = None,
         pump_budget: float = 0.008,
+        journal: Journal | str | Path | None = None,
+        offline_wait: float = 0.0,
     ) -> None:
+        """``journal``: a path (or Journal) that makes jobs survive a restart. ``offline_wait``: how long a job whose
+        server is unreachable waits (visibly, "waiting for server") for it to come back before it fails; 0 fails at
+        once."""
         self.loop_thread = LoopThread()
         self.outbox = Outbox()
         self.network = network or NetworkPolicy()
@@ -84,6 +95,11 @@ class Runtime:
         self._records: dict[str, _Record] = {}
         self._scheduler = Scheduler(self._start_record)
         self._lock = threading.Lock()
+        self.journal = Journal(journal) if isinstance(journal, (str, Path)) else journal
+        self.offline_wait = offline_wait
+        self._waiting: dict[str, list[_Record]] = {}
+        self._probes: dict[str, asyncio.Task[None]] = {}
+        self._resumable_stop = False
 
     # --- life cycle ---------------------------------------------------------------------------------------------
     @property
@@ -97,14 +113,35 @@ class Runtime:
                 return
             self.loop_thread.start()
             self.loop_thread.add_closer(self._close_clients)
+            self._resumable_stop = False
             for name, cfg in self._configs.items():
                 self.loop_thread.call_soon(self._scheduler.set_limit, name, cfg.concurrency)
+            if self.journal is not None:
+                self._restore()
+
+    def _restore(self) -> None:
+        """Bring back the journal's unfinished jobs: queued ones queue again; submitted or running ones are
+        reconciled with their server (resumed, collected, or failed with a reason)."""
+        assert self.journal is not None
+        for job in self.journal.unfinished():
+            if job.id in self._handles or job.backend not in self._factories:
+                continue
+            job.progress = Progress(stage="resuming" if job.state is not JobState.QUEUED else "queued")
+            handle = JobHandle(self, job)
+            self._handles[job.id] = handle
+            resume = job.state is not JobState.QUEUED
+            self.loop_thread.call_soon(self._enqueue, job, handle, resume)
 
     def stop(self, timeout: float = 1.0, *, cancel_remote: bool = False) -> None:
-        """Cancel all work (and, with ``cancel_remote``, ask servers to stop it), close sessions, join the thread."""
+        """Cancel all work (and, with ``cancel_remote``, ask servers to stop it), close sessions, join the thread.
+
+        With a journal and without ``cancel_remote`` (Blender quitting), unfinished jobs stay in the journal as they
+        were, and the next start resumes them; with ``cancel_remote`` (the user disabled the add-on) they end
+        cancelled for good."""
         with self._lock:
             if not self.loop_thread.running:
                 return
+            self._resumable_stop = self.journal is not None and not cancel_remote
             try:
                 self.loop_thread.submit(self._cancel_all(cancel_remote, timeout / 3)).result(timeout / 2)
             except Exception:
@@ -112,6 +149,8 @@ class Runtime:
             self.loop_thread.stop(timeout / 2)
             self._clients.clear()
             self._scheduler = Scheduler(self._start_record)
+            self._waiting.clear()
+            self._probes.clear()
 
     def is_home_thread(self) -> bool:
         return threading.get_ident() == self._home
@@ -277,12 +316,14 @@ class Runtime:
                     return stop_rest(fut.result())
         return None
 
-    def _enqueue(self, job: Job, handle: JobHandle) -> None:
-        self._schedule(self._register(job, handle))
+    def _enqueue(self, job: Job, handle: JobHandle, resume: bool = False) -> None:
+        self._schedule(self._register(job, handle, resume))
 
-    def _register(self, job: Job, handle: JobHandle) -> _Record:
-        rec = _Record(job=job, handle=handle)
+    def _register(self, job: Job, handle: JobHandle, resume: bool = False) -> _Record:
+        rec = _Record(job=job, handle=handle, resume=resume)
         self._records[job.id] = rec
+        if self.journal is not None and not resume:
+            self.journal.record(job, note="queued")
         return rec
 
     def _schedule(self, rec: _Record) -> None:
@@ -293,7 +334,13 @@ class Runtime:
         self._scheduler.enqueue(job.backend, job.id, job.priority, rec)
 
     def _start_record(self, rec: _Record) -> None:
+        rec.holds_slot = True
         rec.task = asyncio.get_running_loop().create_task(self._run(rec), name=f"job-{rec.job.id[:8]}")
+
+    def _release(self, rec: _Record) -> None:
+        if rec.holds_slot:
+            rec.holds_slot = False
+            self._scheduler.finished(rec.job.backend, rec.job.id)
 
     def _stop_task(self, rec: _Record, reason: str | None) -> None:
         """Cancel a job's task. One cancelled before its first step never runs ``_run``'s handlers, so it is
@@ -310,11 +357,20 @@ class Runtime:
         client: BackendClient | None = None
         try:
             client = self.client(job.backend)
-            job.remote_id = await client.submit(job, ctx) or job.remote_id
-            if job.state is JobState.QUEUED:
-                job.transition(JobState.SUBMITTED)
-                self.outbox.post(bridge.PROGRESS, rec.handle, None)
-            outputs = await client.get_result(job, ctx)
+            if rec.resume:
+                outputs = await client.resume(job, ctx)
+            else:
+                try:
+                    job.remote_id = await client.submit(job, ctx) or job.remote_id
+                except BackendUnavailableError as exc:
+                    if self.offline_wait > 0 and job.state is JobState.QUEUED and rec.cancel_reason is None:
+                        self._park(rec, exc)
+                        return
+                    raise
+                if job.state is JobState.QUEUED:
+                    self._move(rec, JobState.SUBMITTED)
+                    self.outbox.post(bridge.PROGRESS, rec.handle, None)
+                outputs = await client.get_result(job, ctx)
             self._finish(rec, JobState.SUCCEEDED, outputs=outputs)
         except asyncio.CancelledError:
             reason = rec.cancel_reason or _STOPPED
@@ -327,6 +383,56 @@ class Runtime:
         except Exception as exc:
             log.exception("job %s crashed", job.id)
             self._finish(rec, JobState.FAILED, error=JobError.from_exception(exc))
+
+    def _move(self, rec: _Record, state: JobState, note: str = "") -> None:
+        """Change a job's state, writing it to the journal first (a crash in between loses nothing)."""
+        if self.journal is not None and not (self._resumable_stop and state is JobState.CANCELLED):
+            self.journal.record(rec.job, state, note)
+        rec.job.transition(state)
+
+    # --- offline queue --------------------------------------------------------------------------------------------
+    def _park(self, rec: _Record, error: BackendUnavailableError) -> None:
+        """The server is unreachable before anything was sent: wait for it (visibly) instead of failing."""
+        job = rec.job
+        rec.task, rec.started = None, False
+        rec.parked_at = rec.parked_at or time.monotonic()
+        self._release(rec)
+        job.progress = job.progress.model_copy(update={"stage": "waiting for server", "message": error.message})
+        self.outbox.post(bridge.PROGRESS, rec.handle, None)
+        self._waiting.setdefault(job.backend, []).append(rec)
+        self.set_backend_state(job.backend, "offline", error.message)
+        probe = self._probes.get(job.backend)
+        if probe is None or probe.done():
+            self._probes[job.backend] = asyncio.get_running_loop().create_task(self._probe(job.backend))
+
+    async def _probe(self, backend: str) -> None:
+        """Ask the server's health with backoff until it answers, then send every waiting job on its way."""
+        delay = 0.25
+        while self._waiting.get(backend):
+            await asyncio.sleep(delay * random.uniform(0.75, 1.0))
+            delay = min(delay * 2, 30.0)
+            self._expire_waiting(backend)
+            try:
+                ok = (await asyncio.wait_for(self.client(backend).health(), 10.0)).ok
+            except Exception:  # a health check that crashes or hangs means "not yet"
+                ok = False
+            if ok:
+                self.set_backend_state(backend, "connected", "")
+                waiting, self._waiting[backend] = self._waiting.get(backend, []), []
+                for rec in waiting:
+                    if not rec.job.done:
+                        rec.job.progress = rec.job.progress.model_copy(update={"stage": "queued", "message": ""})
+                        self._schedule(rec)
+                return
+
+    def _expire_waiting(self, backend: str) -> None:
+        now = time.monotonic()
+        for rec in list(self._waiting.get(backend, [])):
+            if rec.parked_at is not None and now - rec.parked_at > self.offline_wait:
+                error = BackendUnavailableError(
+                    f"The server did not come back within {self.offline_wait:.0f} s", backend=backend
+                )
+                self._finish(rec, JobState.FAILED, error=JobError.from_exception(error))
 
     async def _cancel_remote(self, client: BackendClient, job: Job) -> None:
         try:
@@ -346,15 +452,17 @@ class Runtime:
         job.error = error
         if state is JobState.SUCCEEDED and job.progress.fraction != 1.0:
             job.progress = job.progress.model_copy(update={"fraction": 1.0})
-        job.transition(state)
+        self._move(rec, state)
+        waiting = self._waiting.get(job.backend)
+        if waiting and rec in waiting:
+            waiting.remove(rec)
         final = rec.final = job.snapshot()
         self.outbox.post(bridge.DONE, rec.handle, final)
         for fut in rec.waiters:
             if not fut.done():
                 fut.set_result(final)
         rec.waiters.clear()
-        if rec.task is not None:
-            self._scheduler.finished(job.backend, job.id)
+        self._release(rec)
         self._notice("job_finished", job)
         self._prune_records()
         with self.done_condition:  # last: a waiting thread wakes to find everything settled

@@ -32,6 +32,7 @@ from ...runtime.errors import (
     ProtocolError,
 )
 from ...runtime.jobs import Job, JobOutputs, JobState, OutputFile
+from ...runtime.retry import call_with_retry
 from ..http import HttpBackendClient, download_to, guess_media_type, safe_path, unique_path
 from .connection import ServerConnection
 from .protocol import (
@@ -99,8 +100,9 @@ class ComfyClient(HttpBackendClient):
 
     def __init__(self, config: BackendConfig, network: NetworkPolicy | None = None) -> None:
         super().__init__(config, network)
-        #: One client id for the life of this client, reused across reconnects (events keep coming to us).
-        self.client_id = uuid.uuid4().hex
+        #: One client id, reused across reconnects (events keep coming to us); the add-on passes a stable one
+        #: (option ``client_id``) so that even prompts sent before a Blender restart report to us.
+        self.client_id = str(config.options.get("client_id") or uuid.uuid4().hex)
         self._conns: dict[str, ServerConnection] = {}
         self._job_conn: dict[str, ServerConnection] = {}
         self._catalog: Any = None
@@ -237,7 +239,8 @@ class ComfyClient(HttpBackendClient):
                 hint="Install the missing nodes or models on the server, or pick another template.",
             )
         job.server = conn.url
-        job.request = {**job.request, "resolved_params": values}
+        # Kept on the job (and so in the journal): a restart can follow the prompt without rebuilding it.
+        job.request = {**job.request, "resolved_params": values, "resolved_workflow": workflow}
         tracker = PromptTracker(prompt_id=job.id, workflow=workflow)
         self._attach(conn, tracker, ctx)
         self._job_conn[job.id] = conn
@@ -310,6 +313,34 @@ class ComfyClient(HttpBackendClient):
             ctx.mark_resubmitted(tracker.prompt_id)
             ctx.log("ComfyUI lost the job (did it restart?): sent it again")
         await self._post_prompt(conn, tracker)
+
+    async def resume(self, job: Job, ctx: JobContext) -> JobOutputs:
+        """After a restart: find the prompt on its server again (finished -> collect; queued or running -> listen;
+        lost -> send it again once) and follow it to its end."""
+        conn = self.connection(job.server or self.config.url)
+        await self.preflight(conn)
+        workflow = job.request.get("resolved_workflow") or job.request.get("workflow") or {}
+        tracker = PromptTracker(prompt_id=job.id, workflow=workflow)
+        self._attach(conn, tracker, ctx)
+        self._job_conn[job.id] = conn
+        ctx.log("Movie Director restarted: looking for the job on the server")
+        await conn.reconcile_one(tracker)
+        # Its events go to the client id that sent it (an earlier session's), so ask about it regularly too.
+        watcher = asyncio.get_running_loop().create_task(self._watch(conn, tracker))
+        try:
+            return await self.get_result(job, ctx)
+        finally:
+            watcher.cancel()
+
+    async def _watch(self, conn: ServerConnection, tracker: PromptTracker) -> None:
+        delay = 0.5
+        while not tracker.done:
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+            try:
+                await conn.reconcile_one(tracker)
+            except MovieDirectorError as exc:
+                log.info("comfyui %s: checking %s failed: %s", conn.url, tracker.prompt_id, exc)
 
     def _conn_of(self, job_id: str) -> ServerConnection:
         conn = self._job_conn.get(job_id)
@@ -391,9 +422,16 @@ class ComfyClient(HttpBackendClient):
         return Outcome(ok=False, interrupted=True, files=files)
 
     async def download(self, conn: ServerConnection, node: str, ref: Any, folder: Path) -> OutputFile:
-        """Fetch one output through /view into ``folder`` (absolute) under a sanitised, unique name."""
-        target = unique_path(safe_path(folder, ref.filename))
+        """Fetch one output through /view into ``folder`` (absolute) under a sanitised name. A file already there
+        with the server's size (a job resumed after a restart) is kept, not fetched again."""
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
+        target = safe_path(folder, ref.filename)
+        if target.exists():
+            size = await self._remote_size(conn, params)
+            if size is not None and size == target.stat().st_size:
+                media_type = guess_media_type(target.name)
+                return OutputFile(path=str(target), media_type=media_type, name=target.name, size=size, node=node)
+            target = unique_path(target)
 
         async def fetch() -> tuple[int, str]:
             try:
@@ -408,13 +446,18 @@ class ComfyClient(HttpBackendClient):
             except Exception as exc:
                 raise self._error_from_exception(exc, conn.url) from exc
 
-        from ...runtime.retry import call_with_retry
-
         size, content_type = await call_with_retry(fetch, self.config.retry, backend=self.name)
         media_type = content_type.split(";")[0].strip() or guess_media_type(target.name)
         if media_type in ("application/octet-stream", ""):
             media_type = guess_media_type(target.name)
         return OutputFile(path=str(target), media_type=media_type, name=target.name, size=size, node=node)
+
+    async def _remote_size(self, conn: ServerConnection, params: dict[str, str]) -> int | None:
+        try:
+            async with self.session(conn.url).head("view", params=params) as resp:
+                return resp.content_length if resp.status == 200 else None
+        except Exception:  # no HEAD support or no answer: download again
+            return None
 
     async def cancel(self, job: Job) -> None:
         """Pending on the server -> delete it from the queue; running -> interrupt *that* prompt (never another's)."""
