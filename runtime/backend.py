@@ -118,8 +118,9 @@ class BackendClient(abc.ABC):
 
         status = await self.get_status(job)
         if status.state is None:
+            why = status.message or "it was lost while Movie Director was closed"
             raise JobFailedError(
-                f"The server no longer knows this job ({status.message or 'it was lost while Movie Director was closed'})",
+                f"The server no longer knows this job ({why})",
                 backend=self.name,
                 retryable=True,
             )
