@@ -107,6 +107,11 @@ class ComfyClient(HttpBackendClient):
         self._job_conn: dict[str, ServerConnection] = {}
         self._catalog: Any = None
 
+    def deadline(self, seconds: float) -> float:
+        """A call's own deadline, never longer than the retry policy's total deadline."""
+        policy = self.config.retry.deadline
+        return seconds if policy is None else min(seconds, policy)
+
     # --- servers ----------------------------------------------------------------------------------------------------
     def connection(self, url: str) -> ServerConnection:
         conn = self._conns.get(url)
@@ -118,7 +123,7 @@ class ComfyClient(HttpBackendClient):
         """Queue length of a server (from its socket when connected), or raise when it does not answer."""
         if conn.connected.is_set():
             return conn.queue_remaining
-        body = await self.request("GET", conn.url, "prompt", deadline=3.0)
+        body = await self.request("GET", conn.url, "prompt", deadline=self.deadline(3.0))
         return int(((body or {}).get("exec_info") or {}).get("queue_remaining", 0))
 
     async def pick_server(self) -> ServerConnection:
@@ -147,10 +152,10 @@ class ComfyClient(HttpBackendClient):
     async def preflight(self, conn: ServerConnection, *, refresh: bool = False) -> None:
         """System stats, the event socket and the node catalogue, fetched once per server (again on ``refresh``)."""
         if conn.system_stats is None or refresh:
-            conn.system_stats = await self.request("GET", conn.url, "system_stats", deadline=10.0)
-        await conn.wait_connected(timeout=10.0)
+            conn.system_stats = await self.request("GET", conn.url, "system_stats", deadline=self.deadline(10.0))
+        await conn.wait_connected(timeout=self.deadline(10.0))
         if conn.object_info is None or refresh:
-            info = await self.request("GET", conn.url, "object_info", deadline=30.0)
+            info = await self.request("GET", conn.url, "object_info", deadline=self.deadline(30.0))
             if not isinstance(info, dict):
                 raise ProtocolError("/object_info is not a JSON object", backend=self.name)
             conn.object_info = info
@@ -491,7 +496,7 @@ class ComfyClient(HttpBackendClient):
         url = self.config.url
         start = time.perf_counter()
         try:
-            stats = await self.request("GET", url, "system_stats", deadline=5.0)
+            stats = await self.request("GET", url, "system_stats", deadline=self.deadline(5.0))
         except MovieDirectorError as exc:
             return HealthInfo(ok=False, url=url, message=str(exc))
         latency = (time.perf_counter() - start) * 1000

@@ -23,6 +23,7 @@ import threading
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable, Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -722,6 +723,8 @@ class EmulatorThread:
 
         def run() -> None:
             loop = asyncio.new_event_loop()
+            # Named workers, so that leak checks can tell the emulator's threads from the client's.
+            loop.set_default_executor(ThreadPoolExecutor(max_workers=4, thread_name_prefix="comfyui-emulator-worker"))
             object.__setattr__(self, "_loop", loop)
             asyncio.set_event_loop(loop)
             try:
