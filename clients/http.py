@@ -101,14 +101,16 @@ class HttpBackendClient(BackendClient):
     ) -> Any:
         """One HTTP call with retries and a total deadline. Returns parsed JSON (or bytes with ``expect_json=False``).
 
-        Error statuses become the shared error hierarchy; the server's own message is kept in the error.
+        Error statuses become the shared error hierarchy; the server's own message is kept in the error. ``data``
+        may be a callable that builds the body afresh for every attempt (a streamed upload cannot be replayed).
         """
         policy = retry or self.config.retry
 
         async def once() -> Any:
+            body = data() if callable(data) else data
             try:
                 async with self.session(base_url).request(
-                    method, path.lstrip("/"), json=json_body, data=data, params=params
+                    method, path.lstrip("/"), json=json_body, data=body, params=params
                 ) as resp:
                     body = await read_limited(resp, max_bytes, self.name)
                     if resp.status >= 400:

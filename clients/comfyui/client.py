@@ -17,6 +17,7 @@ import hashlib
 import logging
 import time
 import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -177,11 +178,14 @@ class ComfyClient(HttpBackendClient):
                 self._catalog.add_folder(Path(folder))
         return self._catalog
 
-    async def build_workflow(self, req: ComfyRequest, conn: ServerConnection) -> tuple[dict[str, Any], dict[str, Any]]:
+    async def build_workflow(
+        self, req: ComfyRequest, conn: ServerConnection, ctx: JobContext | None = None
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The API-format graph to run and the parameter values it was built from (e.g. the seed actually used)."""
         params = dict(req.params)
-        for name, path in req.images.items():
-            params[name] = await self.upload(conn, Path(path))
+        names = list(req.images)
+        uploaded = await asyncio.gather(*(self.upload(conn, Path(req.images[n]), ctx) for n in names))
+        params.update(zip(names, uploaded, strict=True))
         if req.workflow is not None:
             return req.workflow, params
         if not req.template:
@@ -194,28 +198,46 @@ class ComfyClient(HttpBackendClient):
         return workflow, values
 
     # --- uploads ----------------------------------------------------------------------------------------------------
-    async def upload(self, conn: ServerConnection, path: Path) -> str:
-        """Upload a local image to the server's input folder once per content (deduplicated by SHA-256);
-        returns the name workflows use for it. The file is streamed, never read whole into memory."""
-        digest = hashlib.sha256()
-        with path.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                digest.update(chunk)
-        sha = digest.hexdigest()
+    async def upload(self, conn: ServerConnection, path: Path, ctx: JobContext | None = None) -> str:
+        """Upload a local image to the server's input folder once per content (deduplicated by SHA-256 per server);
+        returns the name workflows use for it.
+
+        The file is streamed from disk, never read whole into memory, with byte progress on ``ctx``. An upload cut
+        off midway is retried from the start by the retry policy: ComfyUI (like every server we talk to) cannot
+        resume a partial upload.
+        """
+        sha = await asyncio.to_thread(_sha256, path)
         known = conn.uploaded.get(sha)
         if known:
             return known
+        pending = conn.uploading.get(sha)
+        if pending is not None:  # the same content is on its way already: share that upload
+            return await asyncio.shield(pending)
+        future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        conn.uploading[sha] = future
+        try:
+            server_name = await self._send_upload(conn, path, sha, ctx)
+        except BaseException as exc:
+            future.set_exception(exc if isinstance(exc, Exception) else MovieDirectorError("upload cancelled"))
+            future.exception()  # retrieved: a failed shared upload is reported by each waiter, not as a leak
+            raise
+        finally:
+            conn.uploading.pop(sha, None)
+        future.set_result(server_name)
+        return server_name
+
+    async def _send_upload(self, conn: ServerConnection, path: Path, sha: str, ctx: JobContext | None) -> str:
         name = f"md_{sha[:24]}{path.suffix.lower() or '.png'}"
 
-        async def send() -> Any:
-            with path.open("rb") as fh:
-                form = aiohttp.FormData()
-                form.add_field("image", fh, filename=name, content_type=guess_media_type(name))
-                form.add_field("overwrite", "true")
-                form.add_field("type", "input")
-                return await self.request("POST", conn.url, "upload/image", data=form, retry=self.config.retry)
+        def form() -> aiohttp.FormData:
+            data = aiohttp.FormData()
+            payload = aiohttp.payload.AsyncIterablePayload(_stream_file(path, ctx), content_type=guess_media_type(name))
+            data.add_field("image", payload, filename=name, content_type=guess_media_type(name))
+            data.add_field("overwrite", "true")
+            data.add_field("type", "input")
+            return data
 
-        body = await send()
+        body = await self.request("POST", conn.url, "upload/image", data=form, retry=self.config.retry)
         stored = parse_body(UploadResponse, body, "upload answer")
         server_name = f"{stored.subfolder}/{stored.name}" if stored.subfolder else stored.name
         conn.uploaded[sha] = server_name
@@ -230,7 +252,7 @@ class ComfyClient(HttpBackendClient):
         conn = await self.pick_server()
         ctx.report_progress(0.0, stage="connecting", message=conn.url)
         await self.preflight(conn)
-        workflow, values = await self.build_workflow(req, conn)
+        workflow, values = await self.build_workflow(req, conn, ctx)
         assert conn.object_info is not None
         missing = missing_requirements(workflow, conn.object_info)
         if missing:  # the catalogue may be stale (models added since): look once more before refusing
@@ -510,6 +532,27 @@ class ComfyClient(HttpBackendClient):
         for conn in conns:
             await conn.close()
         await super().close()
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+async def _stream_file(path: Path, ctx: JobContext | None) -> AsyncIterator[bytes]:
+    """A file read from disk in chunks (off the loop thread), reporting the bytes sent on the job."""
+    size = path.stat().st_size
+    sent = 0
+    mb = 1024 * 1024
+    with path.open("rb") as fh:
+        while chunk := await asyncio.to_thread(fh.read, 1 << 18):
+            sent += len(chunk)
+            if ctx is not None:
+                ctx.report_progress(stage="uploading", message=f"{sent / mb:.1f} of {size / mb:.1f} MB sent")
+            yield chunk
 
 
 def _refs(output: Any) -> list[Any]:

@@ -64,6 +64,7 @@ class ServerConnection:
         self.object_info: dict[str, Any] | None = None
         self.system_stats: dict[str, Any] | None = None
         self.uploaded: dict[str, str] = {}  # sha256 -> server file name
+        self.uploading: dict[str, asyncio.Future[str]] = {}  # sha256 -> the upload under way
         self.down_until = 0.0
         self.last_error = ""
         self.reconnects = 0

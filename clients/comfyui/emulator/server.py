@@ -104,6 +104,7 @@ class ComfyEmulator:
 
     def _reset_state(self) -> None:
         self.history: dict[str, dict[str, Any]] = {}
+        self.upload_count = 0  # POST /upload/image requests served (tests check deduplication with it)
         self.cache: dict[str, CacheEntry] = {}
         self._pending: list[tuple[tuple[float, int], QueueItem]] = []
         self._running: QueueItem | None = None
@@ -562,6 +563,7 @@ class ComfyEmulator:
         return web.FileResponse(path, headers=headers)
 
     async def _upload_image(self, request: web.Request) -> web.Response:
+        self.upload_count += 1
         try:
             post = await request.post()
         except web.HTTPException:
