@@ -131,6 +131,7 @@ def runtime() -> Runtime:
             network=NetworkPolicy(bool(bpy.app.online_access)),
             journal=state_dir() / "jobs.db",
             offline_wait=OFFLINE_WAIT,
+            cache_dir=state_dir() / "cache",
         )
         for config in backend_configs():
             register_secret(config.key())

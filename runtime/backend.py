@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from .cache import TtlCache
 from .errors import InvalidRequestError, OnlineAccessError
 from .jobs import Job, JobOutputs, JobState
 from .retry import RetryPolicy
@@ -95,6 +96,8 @@ class BackendClient(abc.ABC):
         #: ``report_state(state, message)``: the runtime sets this so a client can say it connected, lost its
         #: server or is reconnecting; the sidebar and event subscribers hear of it.
         self.report_state: Callable[[str, str], None] = lambda state, message: None
+        #: Discovery results (node catalogues, model and voice lists): the runtime shares its own, on disk.
+        self.cache = TtlCache()
 
     @abc.abstractmethod
     async def submit(self, job: Job, ctx: JobContext) -> str | None:

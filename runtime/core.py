@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from . import bridge
 from .backend import BackendClient, BackendConfig, HealthInfo, NetworkPolicy
 from .bridge import BatchHandle, JobHandle, Outbox, RuntimeEvent
+from .cache import TtlCache
 from .context import JobContext
 from .errors import BackendUnavailableError, InvalidRequestError, JobCancelledError, MovieDirectorError
 from .jobs import Job, JobError, JobOutputs, JobState, Progress
@@ -74,10 +75,11 @@ class Runtime:
         pump_budget: float = 0.008,
         journal: Journal | str | Path | None = None,
         offline_wait: float = 0.0,
+        cache_dir: str | Path | None = None,
     ) -> None:
         """``journal``: a path (or Journal) that makes jobs survive a restart. ``offline_wait``: how long a job whose
         server is unreachable waits (visibly, "waiting for server") for it to come back before it fails; 0 fails at
-        once."""
+        once. ``cache_dir``: where discovery results are cached between sessions (memory only when None)."""
         self.loop_thread = LoopThread()
         self.outbox = Outbox()
         self.network = network or NetworkPolicy()
@@ -97,6 +99,7 @@ class Runtime:
         self._lock = threading.Lock()
         self.journal = Journal(journal) if isinstance(journal, (str, Path)) else journal
         self.offline_wait = offline_wait
+        self.cache = TtlCache(cache_dir)
         self._waiting: dict[str, list[_Record]] = {}
         self._probes: dict[str, asyncio.Task[None]] = {}
         self._resumable_stop = False
@@ -194,6 +197,7 @@ class Runtime:
                 raise InvalidRequestError(f"Unknown backend {name!r}", hint="Register it with register_backend().")
             client = self._clients[name] = self._factories[name](self._configs[name], self.network)
             client.report_state = lambda state, message="": self.set_backend_state(name, state, message)
+            client.cache = self.cache
         return client
 
     async def _close_clients(self) -> None:

@@ -156,10 +156,14 @@ class ComfyClient(HttpBackendClient):
             conn.system_stats = await self.request("GET", conn.url, "system_stats", deadline=self.deadline(10.0))
         await conn.wait_connected(timeout=self.deadline(10.0))
         if conn.object_info is None or refresh:
-            info = await self.request("GET", conn.url, "object_info", deadline=self.deadline(30.0))
-            if not isinstance(info, dict):
-                raise ProtocolError("/object_info is not a JSON object", backend=self.name)
-            conn.object_info = info
+
+            async def fetch() -> dict[str, Any]:
+                info = await self.request("GET", conn.url, "object_info", deadline=self.deadline(30.0))
+                if not isinstance(info, dict):
+                    raise ProtocolError("/object_info is not a JSON object", backend=self.name)
+                return info
+
+            conn.object_info = await self.cache.get_or_fetch(f"comfyui:{conn.url}:object_info", fetch, refresh=refresh)
 
     async def object_info(self, url: str | None = None) -> dict[str, Any]:
         conn = self.connection(url or self.config.url)
