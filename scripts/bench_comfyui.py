@@ -10,18 +10,14 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
+from bench_support import emulator_process
 from movie_director.clients.comfyui import client as comfy
 from movie_director.clients.comfyui.emulator import EmulatorThread
 from movie_director.clients.registry import BY_NAME
@@ -100,26 +96,6 @@ async def raw(url: str, concurrency: int) -> float:
         reader.cancel()
         await ws.close()
     return JOBS / took
-
-
-@contextlib.contextmanager
-def emulator_process() -> Iterator[str]:
-    """The emulator in its own process, as a real server is: in this process it would compete for the GIL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "movie_director.clients.comfyui.emulator", "--port", "0", "--step-delay", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        match = re.search(r"(http://\S+)", line)
-        if not match:
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        yield match.group(1)
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def bench_throughput() -> dict[str, float]:
