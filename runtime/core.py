@@ -28,6 +28,7 @@ from .errors import BackendUnavailableError, InvalidRequestError, JobCancelledEr
 from .jobs import Job, JobError, JobOutputs, JobState, Progress
 from .journal import Journal
 from .loop import LoopThread
+from .pipeline import PipelineHandle, PipelineRun, PipelineSpec, check_acyclic
 from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,7 @@ class Runtime:
         self.offline_wait = offline_wait
         self.cache = TtlCache(cache_dir)
         self._waiting: dict[str, list[_Record]] = {}
+        self._pipelines: dict[str, PipelineHandle] = {}
         self._probes: dict[str, asyncio.Task[None]] = {}
         self._resumable_stop = False
 
@@ -134,6 +136,16 @@ class Runtime:
             self._handles[job.id] = handle
             resume = job.state is not JobState.QUEUED
             self.loop_thread.call_soon(self._enqueue, job, handle, resume)
+        for data in self.journal.unfinished_pipelines():
+            try:
+                spec = PipelineSpec.model_validate_json(data)
+            except ValueError:
+                log.warning("a pipeline in the journal could not be read; it was left there")
+                continue
+            if spec.id not in self._pipelines:
+                handle_p = PipelineHandle(self, spec)
+                self._pipelines[spec.id] = handle_p
+                self.loop_thread.call_soon(self._start_pipeline, spec, handle_p, True)
 
     def stop(self, timeout: float = 1.0, *, cancel_remote: bool = False) -> None:
         """Cancel all work (and, with ``cancel_remote``, ask servers to stop it), close sessions, join the thread.
@@ -547,9 +559,40 @@ class Runtime:
     def _prune_handles(self) -> None:
         if len(self._handles) <= 2 * KEEP_FINISHED:
             return
-        done = [k for k, h in self._handles.items() if h.done]
+        done = [k for k, h in list(self._handles.items()) if h.done]
         for key in done[: len(done) - KEEP_FINISHED]:
             del self._handles[key]
+
+    # --- pipelines ------------------------------------------------------------------------------------------------
+    def run_pipeline(self, spec: PipelineSpec) -> PipelineHandle:
+        """Run a DAG of jobs (see runtime/pipeline.py); returns its handle at once."""
+        check_acyclic(spec.stages)
+        for stage in spec.stages:
+            if stage.backend not in self._factories:
+                raise InvalidRequestError(f"Stage {stage.id} uses an unknown backend {stage.backend!r}")
+        handle = PipelineHandle(self, spec.model_copy(deep=True))
+        self._pipelines[spec.id] = handle
+        self._ensure_started()
+        self.loop_thread.call_soon(self._start_pipeline, spec, handle, False)
+        return handle
+
+    def pipelines(self) -> list[PipelineHandle]:
+        return list(self._pipelines.values())
+
+    def _start_pipeline(self, spec: PipelineSpec, handle: PipelineHandle, restored: bool) -> None:
+        run = PipelineRun(self, spec, handle)
+        handle.run = run
+        if restored:
+            run.reattach()
+        else:
+            run.advance()
+
+    def _adopt(self, job: Job) -> JobHandle:
+        """Queue a job created on the loop thread (a pipeline stage); its handle joins the job list."""
+        handle = JobHandle(self, job)
+        self._handles[job.id] = handle
+        self._enqueue(job, handle)
+        return handle
 
     # --- queue control --------------------------------------------------------------------------------------------
     def pause(self, backend: str | None = None) -> None:
@@ -588,13 +631,14 @@ class Runtime:
 
     def jobs(self) -> list[JobHandle]:
         """Handles of recent jobs, oldest first."""
-        return list(self._handles.values())
+        return list(self._handles.values())  # one C-level copy: safe while the loop thread adds stage handles
 
     def handle(self, job_id: str) -> JobHandle | None:
         return self._handles.get(job_id)
 
     def has_live_jobs(self) -> bool:
-        return any(not h.done for h in self._handles.values()) or len(self.outbox) > 0
+        # list(): the loop thread may add a pipeline stage's handle meanwhile
+        return any(not h.done for h in list(self._handles.values())) or len(self.outbox) > 0
 
     def forget(self, job_id: str) -> None:
         self._handles.pop(job_id, None)

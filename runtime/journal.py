@@ -35,6 +35,12 @@ CREATE TABLE IF NOT EXISTS transitions (
     note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS transitions_job ON transitions(job_id);
+CREATE TABLE IF NOT EXISTS pipelines (
+    id TEXT PRIMARY KEY,
+    data TEXT NOT NULL,
+    done INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL
+);
 """
 
 LIVE_STATES = (JobState.QUEUED.value, JobState.SUBMITTED.value, JobState.RUNNING.value)
@@ -130,6 +136,20 @@ class Journal:
                 self._db.execute(f"DELETE FROM transitions WHERE job_id IN ({marks})", part)
                 self._db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
         return len(ids)
+
+    def save_pipeline(self, pipeline_id: str, data: str, done: bool = False) -> None:
+        """Write a pipeline's definition and stage states (JSON of a PipelineSpec)."""
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO pipelines(id, data, done, updated_at) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT(id) DO UPDATE SET data=excluded.data, done=excluded.done, updated_at=excluded.updated_at",
+                (pipeline_id, data, int(done), time.time()),
+            )
+
+    def unfinished_pipelines(self) -> list[str]:
+        """The JSON of every pipeline with a stage that was not finished."""
+        with self._lock:
+            return [r[0] for r in self._db.execute("SELECT data FROM pipelines WHERE done=0 ORDER BY rowid")]
 
     def stats(self) -> dict[str, Any]:
         with self._lock:
