@@ -3,6 +3,7 @@ expansion while running, and resume after a restart without redoing finished sta
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,7 @@ def test_each_backend_s_concurrency_limit_applies(tmp_path: Path) -> None:
         done = rt.run_pipeline(spec).wait(10)
         spans = sorted((s.started_at or 0, s.finished_at or 0) for s in done.stages)
         jobs = sorted((j.status().started_at or 0, j.status().finished_at or 0) for j in rt.jobs())
-        assert all(a[1] <= b[0] for a, b in zip(jobs, jobs[1:], strict=False)), jobs  # never two at once
+        assert all(a[1] <= b[0] for a, b in itertools.pairwise(jobs)), jobs  # never two at once
         assert len(spans) == 4
     finally:
         rt.stop()
