@@ -35,3 +35,12 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist demo.blend demo_output .coverage
+
+# The zips users install: one per platform in dist/, every dependency bundled as wheels from extension-lock.txt,
+# built and validated with Blender's own blender_ext.py. After editing requirements-extension.txt: make extension-lock
+.PHONY: extension-lock
+extension: $(STAMP)
+	$(PY) scripts/build_extension.py
+
+extension-lock: $(STAMP)
+	$(PY) scripts/build_extension.py lock

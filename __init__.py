@@ -9,7 +9,16 @@ from __future__ import annotations
 
 import importlib
 
-_MODULES = (".panels.preferences", ".operators.jobs", ".operators.generate_image", ".panels.sidebar")
+_MODULES = (
+    ".panels.preferences",
+    ".operators.jobs",
+    ".operators.generate_image",
+    ".operators.llm_text",
+    ".operators.convert_voice",
+    ".panels.sidebar",
+    ".panels.llm",
+    ".panels.voice",
+)
 
 
 def _modules() -> list:  # type: ignore[type-arg]

@@ -28,6 +28,7 @@ __all__ = [
     "BatchHandle",
     "JobHandle",
     "JobSpec",
+    "convert_voice",
     "generate_image",
     "jobs",
     "last_job",
@@ -40,6 +41,7 @@ __all__ = [
     "subscribe",
     "templates",
     "test_connection",
+    "voices",
     "wait_all",
     "wait_future",
 ]
@@ -79,6 +81,34 @@ def generate_image(
         scene_name = scene.name
         handle.on_complete(lambda job: gen.place_job_images(bpy.data.scenes[scene_name], job, placement))
     return handle
+
+
+def write(prompt: str, *, text_name: str = "Script", model: str = "", **kwargs: Any) -> JobHandle:
+    """Stream a script from the LLM into the Text block ``text_name``, token by token; ``cancel()`` stops it."""
+    from .operators import llm_text
+
+    return llm_text.write(prompt, text_name=text_name, model=model, **kwargs)
+
+
+def shot_list(scene_text: str, *, model: str = "", scene: Any = None) -> JobHandle:
+    """Turn a scene description into a validated shot list, stored on ``scene`` (the current one) when done."""
+    from .operators import llm_text
+
+    return llm_text.shot_list(scene_text, model=model, scene=scene)
+
+
+def convert_voice(strip_name: str, voice: str, *, pitch: int = 0, scene: Any = None, **params: Any) -> JobHandle:
+    """Convert a sound strip to an RVC voice; it lands on the channel below it, aligned with it."""
+    from .operators import convert_voice as cv
+
+    return cv.convert_voice(strip_name, voice, pitch=pitch, scene=scene, **params)
+
+
+def voices(refresh: bool = False) -> JobHandle:
+    """The RVC server's voices (cached unless ``refresh``); also fills the sidebar's list."""
+    from .operators import convert_voice as cv
+
+    return cv.voices(refresh)
 
 
 def templates() -> list[Any]:
