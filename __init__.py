@@ -15,9 +15,11 @@ _MODULES = (
     ".operators.generate_image",
     ".operators.llm_text",
     ".operators.convert_voice",
+    ".operators.direct",
     ".panels.sidebar",
     ".panels.llm",
     ".panels.voice",
+    ".panels.direct",
 )
 
 

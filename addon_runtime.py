@@ -139,7 +139,11 @@ def runtime() -> Runtime:
         _unsubscribe.append(rt.subscribe(_on_runtime_event))
         _runtime = rt
         atexit.register(_at_exit)
-        rt.start()  # brings back the jobs of the last session from the journal
+        rt.start()  # brings back the jobs and pipelines of the last session from the journal
+        from .operators import direct
+
+        for pipeline in rt.pipelines():
+            direct.attach_layout(pipeline)
     ensure_timer()
     return _runtime
 

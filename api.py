@@ -29,6 +29,7 @@ __all__ = [
     "JobHandle",
     "JobSpec",
     "convert_voice",
+    "direct",
     "generate_image",
     "jobs",
     "last_job",
@@ -109,6 +110,15 @@ def voices(refresh: bool = False) -> JobHandle:
     from .operators import convert_voice as cv
 
     return cv.voices(refresh)
+
+
+def direct(scene_text: str, *, voice: str = "", scene: Any = None, **options: Any) -> Any:
+    """Direct a scene: shot list (LLM), then per shot an image (ComfyUI), a clip (Wan2GP), a sound effect (AudioLDM)
+    and voice lines (RVC) laid out on the Sequencer. Returns the pipeline's handle (``wait``, ``status``, ``cancel``,
+    ``retry(stage)``, ``regenerate(stage)``)."""
+    from .operators import direct as d
+
+    return d.direct(scene_text, voice=voice, scene=scene, **options)
 
 
 def templates() -> list[Any]:

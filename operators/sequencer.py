@@ -53,3 +53,33 @@ def place_image(scene: Any, path: str, *, frame: int, duration: int, name: str =
     )
     strip.frame_final_duration = duration
     return strip
+
+
+def place_movie(scene: Any, path: str, *, frame: int, duration: int = 0, name: str = "", channel: int = 0) -> Any:
+    """A movie strip at ``frame``; ``duration`` (frames) trims or holds it to the shot's length (0 = its own)."""
+    strip = strips(scene).new_movie(
+        name=name or Path(path).stem, filepath=path, channel=channel or 1, frame_start=frame, fit_method="FIT"
+    )
+    if duration:
+        strip.frame_final_duration = duration
+    return strip
+
+
+def place_sound(scene: Any, path: str, *, frame: int, duration: int = 0, name: str = "", channel: int = 0) -> Any:
+    """A sound strip at ``frame`` (from a WAV, or from a video's audio track); trimmed to ``duration`` if longer."""
+    strip = strips(scene).new_sound(
+        name=name or Path(path).stem, filepath=path, channel=channel or 1, frame_start=frame
+    )
+    if duration and strip.frame_final_duration > duration:
+        strip.frame_final_duration = duration
+    return strip
+
+
+def remove_strip(scene: Any, name: str) -> tuple[int, int, int] | None:
+    """Remove a strip by name; returns its (channel, start, duration) so a new take can take its place."""
+    strip = strips(scene).get(name)
+    if strip is None:
+        return None
+    where = (strip.channel, strip.frame_final_start, strip.frame_final_duration)
+    strips(scene).remove(strip)
+    return where

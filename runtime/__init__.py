@@ -1,45 +1,45 @@
 """The background runtime: loop thread, job model, scheduler, retries and the outbox back to the caller.
 
-Plain Python: nothing in this package imports bpy, so it runs and tests without Blender.
+Plain Python: nothing in this package imports bpy, so it runs and tests without Blender. Names are imported lazily
+(PEP 562): enabling the add-on touches only ``runtime.urls``, and pydantic loads on first real use.
 """
 
 from __future__ import annotations
 
-from .backend import (
-    BackendClient,
-    BackendConfig,
-    HealthInfo,
-    NetworkPolicy,
-    RemoteStatus,
-    is_loopback,
-)
-from .bridge import BatchHandle, JobHandle, RuntimeEvent
-from .context import JobContext
-from .core import JobSpec, Runtime
-from .errors import ErrorCode, MovieDirectorError
-from .jobs import Job, JobError, JobOutputs, JobState, OutputFile, Progress
-from .retry import RetryPolicy
+import importlib
+from typing import Any
 
-__all__ = [
-    "BackendClient",
-    "BackendConfig",
-    "BatchHandle",
-    "ErrorCode",
-    "HealthInfo",
-    "Job",
-    "JobContext",
-    "JobError",
-    "JobHandle",
-    "JobOutputs",
-    "JobSpec",
-    "JobState",
-    "MovieDirectorError",
-    "NetworkPolicy",
-    "OutputFile",
-    "Progress",
-    "RemoteStatus",
-    "RetryPolicy",
-    "Runtime",
-    "RuntimeEvent",
-    "is_loopback",
-]
+_EXPORTS = {
+    "BackendClient": ".backend",
+    "BackendConfig": ".backend",
+    "HealthInfo": ".backend",
+    "NetworkPolicy": ".backend",
+    "RemoteStatus": ".backend",
+    "is_loopback": ".urls",
+    "BatchHandle": ".bridge",
+    "JobHandle": ".bridge",
+    "RuntimeEvent": ".bridge",
+    "JobContext": ".context",
+    "JobSpec": ".core",
+    "Runtime": ".core",
+    "ErrorCode": ".errors",
+    "MovieDirectorError": ".errors",
+    "Job": ".jobs",
+    "JobError": ".jobs",
+    "JobOutputs": ".jobs",
+    "JobState": ".jobs",
+    "OutputFile": ".jobs",
+    "Progress": ".jobs",
+    "RetryPolicy": ".retry",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(name)
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,233 @@
+"""Direct a scene: a written scene becomes a shot list, then per shot an image, a clip animated from it, a sound
+effect and voice lines, laid out in order on the Sequencer as a rough cut with a marker per shot.
+
+Touches bpy (main thread only). The pipeline itself lives in ``runtime/pipeline.py`` and ``clients/director.py``;
+this module lays out results as stages finish (a pipeline callback, on the main thread) and offers per-stage cancel,
+retry and regenerate. A regenerated stage's strip is replaced in place (same channel and frames); the files of
+earlier takes stay listed on the strip (custom property ``takes``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, PointerProperty, StringProperty
+
+from .. import addon_runtime
+from . import sequencer
+
+if TYPE_CHECKING:
+    from ..runtime.pipeline import PipelineHandle, PipelineSpec
+
+log = logging.getLogger(__name__)
+
+#: Channels of the rough cut: storyboard stills, clips, sound effects, voices.
+CHANNELS = {"image": 1, "video": 2, "sound": 3, "voice": 4}
+LAYOUT_KEY = "movie_director_layout"
+
+
+def direct(
+    scene_text: str,
+    *,
+    voice: str = "",
+    scene: Any = None,
+    frame: int | None = None,
+    with_video: bool = True,
+    with_sound: bool = True,
+    **options: Any,
+) -> PipelineHandle:
+    """Direct ``scene_text``: returns the pipeline's handle at once; strips appear as stages finish."""
+    from ..clients.director import DirectOptions, plan_scene
+
+    scene = scene or bpy.context.scene
+    opts = DirectOptions(voice=voice, with_video=with_video, with_sound=with_sound, **options)
+    spec = plan_scene(scene_text, opts)
+    spec.data["blender"] = {"scene": scene.name, "frame": scene.frame_current if frame is None else frame}
+    handle = addon_runtime.runtime().run_pipeline(spec)
+    attach_layout(handle)
+    _active[0] = handle
+    return handle
+
+
+_active: list[Any] = [None]
+
+
+def active_pipeline() -> PipelineHandle | None:
+    """The pipeline the sidebar shows: the last one directed, or one brought back after a restart."""
+    if _active[0] is not None:
+        return _active[0]  # type: ignore[no-any-return]
+    rt = addon_runtime.current()
+    pipelines = rt.pipelines() if rt else []
+    return pipelines[-1] if pipelines else None
+
+
+def attach_layout(handle: PipelineHandle) -> None:
+    """Lay out the pipeline's results on its scene each time a stage changes (main thread)."""
+    handle.on_update(lambda spec: layout(spec))
+
+
+def _shot_frames(spec: PipelineSpec, scene: Any, start: int) -> list[tuple[int, int]]:
+    """(first frame, length) of each shot, one after another."""
+    from ..clients.director import scene_result
+
+    out = []
+    frame = start
+    for shot in scene_result(spec).shots:
+        length = sequencer.seconds_to_frames(scene, shot.duration_s)
+        out.append((frame, length))
+        frame += length
+    return out
+
+
+def layout(spec: PipelineSpec) -> None:
+    """Place every finished stage that is not on the Sequencer yet, or whose take changed; add shot markers."""
+    from ..clients.director import scene_result
+
+    info = spec.data.get("blender") or {}
+    scene = bpy.data.scenes.get(info.get("scene", "")) or bpy.context.scene
+    start = int(info.get("frame", scene.frame_start))
+    placed: dict[str, dict[str, Any]] = json.loads(scene.get(LAYOUT_KEY, "{}")).get(spec.id, {})
+    result = scene_result(spec)
+    frames = _shot_frames(spec, scene, start)
+    stages = {s.id: s for s in spec.stages}
+    for shot, (first, length) in zip(result.shots, frames, strict=True):
+        marker_name = f"Shot {shot.index}: {shot.description[:40]}"
+        if not any(m.frame == first and m.name.startswith(f"Shot {shot.index}:") for m in scene.timeline_markers):
+            scene.timeline_markers.new(marker_name, frame=first)
+        group = f"shot{shot.index}"
+        for stage in (s for s in spec.stages if s.group == group):
+            role = stage.id.rsplit(".", 1)[-1]
+            if role == "speech":
+                continue  # the unconverted line: only its converted voice goes on the cut
+            if stage.state.value != "succeeded" or stage.outputs is None or not stage.outputs.files:
+                continue
+            previous = placed.get(stage.id)
+            if previous and previous.get("job") == stage.job_id:
+                continue
+            _place_stage(scene, spec, stage.id, role, stages, first, length, previous, placed)
+    data = json.loads(scene.get(LAYOUT_KEY, "{}"))
+    data[spec.id] = placed
+    scene[LAYOUT_KEY] = json.dumps(data)
+    end = frames[-1][0] + frames[-1][1] - 1 if frames else start
+    scene.frame_end = max(scene.frame_end, end)
+
+
+def _place_stage(
+    scene: Any,
+    spec: PipelineSpec,
+    stage_id: str,
+    role: str,
+    stages: dict[str, Any],
+    first: int,
+    length: int,
+    previous: dict[str, Any] | None,
+    placed: dict[str, dict[str, Any]],
+) -> None:
+    stage = stages[stage_id]
+    path = stage.outputs.files[0].path
+    takes: list[str] = []
+    where = None
+    if previous is not None:
+        where = sequencer.remove_strip(scene, previous["strip"])
+        takes = [*previous.get("takes", []), previous.get("path", "")]
+    kind = "voice" if role == "voice" else role
+    channel = where[0] if where else CHANNELS.get(kind, 5)
+    frame = where[1] if where else first
+    name = f"{stage.label or stage_id}"[:60]
+    try:
+        if kind == "image":
+            strip = sequencer.place_image(scene, path, frame=frame, duration=length, name=name, channel=channel)
+        elif kind == "video":
+            strip = sequencer.place_movie(scene, path, frame=frame, duration=length, name=name, channel=channel)
+        else:
+            strip = sequencer.place_sound(scene, path, frame=frame, duration=length, name=name, channel=channel)
+    except (RuntimeError, OSError) as exc:  # a file Blender cannot read is reported, the rest is laid out
+        log.warning("could not place %s: %s", stage_id, exc)
+        return
+    strip["movie_director_stage"] = stage_id
+    if takes:
+        strip["takes"] = json.dumps([t for t in takes if t])
+    placed[stage_id] = {"strip": strip.name, "job": stage.job_id, "path": path, "takes": takes}
+
+
+class MOVIEDIR_PG_direct_settings(bpy.types.PropertyGroup):
+    scene_text: StringProperty(  # type: ignore[valid-type]
+        name="Scene", description="The scene to direct, in a few sentences", default=""
+    )
+    voice: StringProperty(name="Voice", description="RVC voice for dialogue (empty = no voices)")  # type: ignore[valid-type]
+    with_video: BoolProperty(name="Clips", description="Animate each still with Wan2GP", default=True)  # type: ignore[valid-type]
+    with_sound: BoolProperty(name="Sound", description="A sound effect per shot (AudioLDM)", default=True)  # type: ignore[valid-type]
+
+
+class MOVIEDIR_OT_direct(bpy.types.Operator):
+    bl_idname = "moviedir.direct"
+    bl_label = "Direct"
+    bl_description = "Turn the scene into a shot list, then images, clips, sounds and voices laid out on the Sequencer"
+    bl_options = {"REGISTER"}  # strips arrive later from the pipeline, outside this operator's undo step
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return context.scene is not None
+
+    def execute(self, context: Any) -> set[str]:
+        settings = context.scene.movie_director_direct
+        if not settings.scene_text.strip():
+            self.report({"ERROR"}, "Write the scene first")
+            return {"CANCELLED"}
+        try:
+            direct(
+                settings.scene_text,
+                voice=settings.voice,
+                scene=context.scene,
+                with_video=settings.with_video,
+                with_sound=settings.with_sound,
+            )
+        except Exception as exc:
+            self.report({"ERROR"}, f"Could not start directing: {exc}")
+            return {"CANCELLED"}
+        self.report({"INFO"}, "Directing: the shot list comes first, then each shot's material")
+        return {"FINISHED"}
+
+
+class MOVIEDIR_OT_pipeline_stage(bpy.types.Operator):
+    bl_idname = "moviedir.pipeline_stage"
+    bl_label = "Stage"
+    bl_description = "Cancel, retry or regenerate one stage; everything downstream of it is redone"
+    bl_options = {"INTERNAL"}  # acts on background work
+
+    action: EnumProperty(  # type: ignore[valid-type]
+        items=[("CANCEL", "Cancel", ""), ("RETRY", "Retry", ""), ("REGENERATE", "Regenerate", "")]
+    )
+    stage_id: StringProperty()  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> set[str]:
+        handle = active_pipeline()
+        if handle is None:
+            self.report({"WARNING"}, "No pipeline is running")
+            return {"CANCELLED"}
+        if self.action == "CANCEL":
+            handle.cancel(self.stage_id or None)
+        elif self.action == "RETRY":
+            handle.retry(self.stage_id)
+        else:
+            handle.regenerate(self.stage_id)
+        addon_runtime.ensure_timer()
+        return {"FINISHED"}
+
+
+classes = (MOVIEDIR_PG_direct_settings, MOVIEDIR_OT_direct, MOVIEDIR_OT_pipeline_stage)
+_register, _unregister = bpy.utils.register_classes_factory(classes)
+
+
+def register() -> None:
+    _register()
+    bpy.types.Scene.movie_director_direct = PointerProperty(type=MOVIEDIR_PG_direct_settings)
+
+
+def unregister() -> None:
+    del bpy.types.Scene.movie_director_direct
+    _active[0] = None
+    _unregister()
