@@ -1,0 +1,82 @@
+"""Direct a scene in real Blender: the rough cut's layout on the Sequencer, markers per shot, and a regenerated stage
+replacing its strip in place while keeping the earlier take."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from types import ModuleType
+
+import pytest
+from blender_support import MODULE
+from movie_director.clients.comfyui.emulator import EmulatorThread
+from movie_director.clients.llm import standin
+from movie_director.clients.serving import AppThread
+from support import pump_until
+
+SCENE = 'Night. A lighthouse keeper climbs the stairs. He finds a bottle in the surf. "Who sent you?" he whispers.'
+
+
+@pytest.fixture
+def backends(addon: ModuleType) -> Iterator[ModuleType]:
+    import bpy
+
+    with AppThread(standin.make_app) as llm_server, EmulatorThread(step_delay=0.0) as emu:
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.llm.urls, prefs.comfyui.urls = llm_server.url, emu.url
+        try:
+            yield addon
+        finally:
+            addon.addon_runtime.shutdown()
+            prefs.llm.urls = prefs.comfyui.urls = ""
+
+
+def _scene():  # type: ignore[no-untyped-def]
+    import bpy
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps = 24
+    scene.frame_current = 10
+    return scene
+
+
+def test_direct_lays_the_shots_out_in_order_with_markers(backends: ModuleType) -> None:
+    scene = _scene()
+    handle = backends.api.direct(SCENE, with_video=False, with_sound=False, image_params={"width": 128, "height": 72})
+    spec = handle.wait(60)
+    assert all(s.state.value == "succeeded" for s in spec.stages), [(s.id, s.state.value, s.error) for s in spec.stages]
+    backends.api.runtime().pump()
+    images = sorted((s for s in scene.sequence_editor.strips if s.type == "IMAGE"), key=lambda s: s.frame_final_start)
+    shots = backends.clients.director.scene_result(spec).shots
+    assert len(images) == len(shots) == 3
+    frame = 10
+    for strip, shot in zip(images, shots, strict=True):
+        assert strip.channel == 1 and strip.frame_final_start == frame
+        assert strip.frame_final_duration == round(shot.duration_s * 24)
+        frame += strip.frame_final_duration
+    markers = sorted(scene.timeline_markers, key=lambda m: m.frame)
+    assert [m.frame for m in markers] == [s.frame_final_start for s in images]
+    assert all(m.name.startswith(f"Shot {i}:") for i, m in enumerate(markers, start=1))
+
+
+def test_regenerating_a_stage_replaces_its_strip_in_place_and_keeps_the_take(backends: ModuleType) -> None:
+    scene = _scene()
+    handle = backends.api.direct(SCENE, with_video=False, with_sound=False, image_params={"width": 128, "height": 72})
+    handle.wait(60)
+    backends.api.runtime().pump()
+    before = {s["movie_director_stage"]: s for s in scene.sequence_editor.strips}
+    old = before["shot2.image"]
+    where, old_file = (old.channel, old.frame_final_start, old.frame_final_duration), old.elements[0].filename
+    old_job = handle.stage("shot2.image").job_id
+    handle.regenerate("shot2.image")
+    assert pump_until(backends.api.runtime(), lambda: handle.stage("shot2.image").job_id != old_job, timeout=10)
+    handle.wait(60)
+    backends.api.runtime().pump()
+    after = {s["movie_director_stage"]: s for s in scene.sequence_editor.strips}
+    new = after["shot2.image"]
+    assert (new.channel, new.frame_final_start, new.frame_final_duration) == where
+    assert len(after) == len(before)  # replaced, not added
+    takes = json.loads(new["takes"])
+    assert len(takes) == 1 and takes[0].endswith(old_file)
+    assert after["shot1.image"].name == before["shot1.image"].name  # the other shots were left alone
