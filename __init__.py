@@ -16,10 +16,12 @@ _MODULES = (
     ".operators.llm_text",
     ".operators.convert_voice",
     ".operators.direct",
+    ".operators.generate_video",
     ".panels.sidebar",
     ".panels.llm",
     ".panels.voice",
     ".panels.direct",
+    ".panels.video",
 )
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "convert_voice",
     "direct",
     "generate_image",
+    "generate_video",
     "jobs",
     "last_job",
     "pause",
@@ -42,6 +43,7 @@ __all__ = [
     "subscribe",
     "templates",
     "test_connection",
+    "video_models",
     "voices",
     "wait_all",
     "wait_future",
@@ -119,6 +121,31 @@ def direct(scene_text: str, *, voice: str = "", scene: Any = None, **options: An
     from .operators import direct as d
 
     return d.direct(scene_text, voice=voice, scene=scene, **options)
+
+
+def generate_video(
+    prompt: str,
+    *,
+    seconds: float | None = None,
+    frames: int | None = None,
+    start_image: str | None = None,
+    frame: int | None = None,
+    scene: Any = None,
+    **settings: Any,
+) -> JobHandle:
+    """Generate a video with Wan2GP; it lands as a movie strip at the playhead (first free channel) when done."""
+    from .operators import generate_video as gv
+
+    return gv.generate_video(
+        prompt, seconds=seconds, frames=frames, start_image=start_image, frame=frame, scene=scene, **settings
+    )
+
+
+def video_models(refresh: bool = False) -> JobHandle:
+    """Wan2GP's models (cached unless ``refresh``); also fills the sidebar's list."""
+    from .operators import generate_video as gv
+
+    return gv.video_models(refresh)
 
 
 def templates() -> list[Any]:

@@ -50,6 +50,7 @@ BACKENDS: tuple[BackendInfo, ...] = (
         "http://127.0.0.1:7866/mcp",
         ".wan2gp.client",
         "Video clips (MCP at .../mcp, or a Gradio app)",
+        default_concurrency=2,  # the client itself runs one generation per server; this lets a model list through
     ),
     BackendInfo("audioldm", "AudioLDM", "http://127.0.0.1:7860", ".audioldm.client", "Sound effects from text"),
     BackendInfo("rvc", "RVC", "http://127.0.0.1:5050", ".rvc.client", "Voice conversion (rvc-python API or Applio)"),

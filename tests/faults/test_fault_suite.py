@@ -30,6 +30,19 @@ def proxy(emulator: EmulatorThread) -> Iterator[FaultProxy]:
         yield p
 
 
+def eventually(check, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    """Poll ``check`` on an event's timeout until it holds or ``timeout`` passes."""
+    import time
+
+    tick = threading.Event()
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            return False
+        tick.wait(0.05)
+    return True
+
+
 class Rig:
     def __init__(self, tmp_path: Path, url: str, retry: RetryPolicy | None = None) -> None:
         gc.collect()
@@ -56,7 +69,8 @@ class Rig:
         gc.collect()
         ours = [t.name for t in threading.enumerate() if not t.name.startswith(("comfyui-emulator", "fault-proxy"))]
         assert ours == ["MainThread"], ours
-        assert open_fds() <= self.fds + 2  # the emulator's own sockets may still be closing
+        # The in-process emulator and proxy close their ends of our sockets a moment later: wait (bounded) for that.
+        assert eventually(lambda: open_fds() <= self.fds + 2), (open_fds(), self.fds)
 
 
 def test_websocket_reset_mid_run(tmp_path: Path, emulator: EmulatorThread, proxy: FaultProxy) -> None:

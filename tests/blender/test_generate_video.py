@@ -1,0 +1,154 @@
+"""Generate Video in real Blender against the Wan2GP MCP stand-in: a movie strip of the requested length lands at
+the playhead on the first free channel; the sidebar follows the job and lists the server's models."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from blender_support import MODULE, LayoutRecorder
+from movie_director.clients.wan2gp.standin_mcp import StandinServer
+from support import pump_until
+
+VIDEO_MODULES = (".operators.generate_video", ".panels.video")
+SMALL = {"resolution": "96x64", "num_inference_steps": 4}
+
+
+@pytest.fixture
+def video_addon(addon: ModuleType) -> Iterator[tuple[ModuleType, StandinServer]]:
+    """The add-on with the video modules registered (by the add-on itself once they are in its ``_MODULES``) and its
+    Wan2GP backend pointed at the stand-in."""
+    import bpy
+
+    mine = [importlib.import_module(n, addon.__name__) for n in VIDEO_MODULES if n not in addon._MODULES]
+    for module in mine:
+        module.register()
+    try:
+        with StandinServer(step_delay=0.005) as standin:
+            prefs = bpy.context.preferences.addons[MODULE].preferences
+            prefs.wan2gp.urls = standin.url
+            yield addon, standin
+            addon.addon_runtime.shutdown()
+            prefs.wan2gp.urls = ""
+    finally:
+        for module in reversed(mine):
+            module.unregister()
+
+
+def _video(addon: ModuleType) -> ModuleType:
+    return importlib.import_module(".operators.generate_video", addon.__name__)
+
+
+def _scene(fps: int = 16) -> Any:
+    import bpy
+
+    bpy.ops.wm.read_homefile(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.fps = fps
+    scene.sequence_editor_create()
+    return scene
+
+
+def test_console_video_lands_at_the_playhead_with_the_requested_length(video_addon: Any) -> None:
+    addon, _ = video_addon
+    scene = _scene()
+    scene.frame_current = 30
+    handle = _video(addon).generate_video("a lighthouse in the fog", frames=17, **SMALL)
+    job = handle.wait(30)
+    assert job.state.value == "succeeded", job.error
+    (strip,) = scene.sequence_editor.strips
+    assert strip.type == "MOVIE" and strip.frame_final_start == 30 and strip.channel == 1
+    assert strip.frame_final_duration == 17
+    path = Path(strip.filepath)
+    assert path == Path(job.outputs.files[0].path) and path.is_file()
+    assert path.parent == addon.addon_runtime.runtime().output_root / "wan2gp" / job.id
+
+
+def test_operator_from_a_script_uses_the_sidebar_settings_and_a_free_channel(video_addon: Any, tmp_path: Path) -> None:
+    import bpy
+    from PIL import Image
+
+    addon, standin = video_addon
+    scene = _scene()
+    board = tmp_path / "board.png"
+    Image.new("RGB", (96, 64), (250, 10, 10)).save(board)
+    addon.operators.sequencer.place_image(scene, str(board), frame=1, duration=40, name="board")
+    scene.frame_current = 12
+    settings = scene.movie_director_video
+    settings.prompt = "night sea"
+    settings.seconds = 1.5  # 24 frames at 16 frames a second
+    settings.resolution, settings.steps, settings.seed = "96x64", 3, 7
+    settings.model = "i2v"
+    settings.use_start_image = True
+    assert bpy.ops.moviedir.generate_video() == {"FINISHED"}
+    handle = addon.api.last_job()
+    assert handle is not None and not handle.done  # queued, not waited for
+    job = handle.wait(30)
+    assert job.state.value == "succeeded", job.error
+    assert job.request["video_length"] == 24 and job.request["seed"] == 7 and job.request["model_type"] == "i2v"
+    assert standin.engine.calls["create_upload"] == 1  # the strip under the playhead went up as the first frame
+    movie = next(s for s in scene.sequence_editor.strips if s.type == "MOVIE")
+    assert movie.frame_final_start == 12 and movie.frame_final_duration == 24
+    assert movie.channel == 2  # channel 1 holds the storyboard image at that frame
+
+
+def test_a_missing_prompt_is_reported(video_addon: Any) -> None:
+    import bpy
+
+    scene = _scene()
+    scene.movie_director_video.prompt = "  "
+    with pytest.raises(RuntimeError, match="Write a prompt first"):
+        bpy.ops.moviedir.generate_video()
+
+
+def test_a_failed_video_is_reported_in_words(video_addon: Any) -> None:
+    addon, _ = video_addon
+    from bl_ext.user_default.movie_director.operators.base import describe_end
+
+    scene = _scene()
+    job = _video(addon).generate_video("x", frames=9, model_type="no_such_model", **SMALL).wait(30)
+    level, message = describe_end(job, "The video")
+    assert level == "ERROR" and "no_such_model" in message
+    assert not list(scene.sequence_editor.strips)
+
+
+def test_the_sidebar_lists_models_and_follows_the_running_video(video_addon: Any) -> None:
+    import bpy
+
+    addon, standin = video_addon
+    video = _video(addon)
+    panel = importlib.import_module(".panels.video", addon.__name__)
+    _scene()  # (a new file has a new window manager: the list lives there)
+    assert video.video_models().wait(10).state.value == "succeeded"
+    names = [item.name for item in bpy.context.window_manager.movie_director_video_models]
+    assert len(names) == 12 and "t2v_1.3B" in names
+
+    standin.options.step_delay = 0.05
+    handle = video.generate_video("slow", frames=9, resolution="96x64", num_inference_steps=100)
+    rt = addon.addon_runtime.runtime()
+    assert pump_until(rt, lambda: (handle.status().progress.step or 0) >= 2 and handle.status().log, timeout=15)
+    calls: list[tuple[str, str]] = []
+
+    class Recorder(LayoutRecorder):
+        def _child(self, *args: object, **kwargs: object) -> Recorder:
+            return Recorder(self.calls)
+
+        row = column = box = split = _child
+
+        def prop_search(self, data: Any, name: str, search_data: Any, search_name: str, **kwargs: object) -> None:
+            assert name in data.bl_rna.properties and search_name in search_data.bl_rna.properties
+            self.calls.append(("prop_search", name))
+
+    panel.MOVIEDIR_PT_video.draw(type("P", (), {"layout": Recorder(calls)})(), bpy.context)
+    assert ("prop_search", "model") in calls and ("prop", "seconds") in calls
+    assert ("operator", "moviedir.generate_video") in calls and ("operator", "moviedir.refresh_video_models") in calls
+    assert ("label", "12 models, listed just now") in calls
+    (bar,) = [text for kind, text in calls if kind == "progress"]
+    assert bar.startswith("inference ") and bar.endswith("/100")
+    assert any(kind == "label" and "[stand-in]" in text for kind, text in calls)  # Wan2GP's latest console line
+    handle.cancel()
+    assert handle.wait(2).state.value == "cancelled"
