@@ -88,6 +88,7 @@ def backend_configs() -> list[Any]:
     """Backend settings from the preferences (defaults where the add-on has no preferences, e.g. in tests)."""
     from .clients import registry
     from .runtime.backend import BackendConfig
+    from .runtime.urls import split_urls
 
     prefs = preferences()
     configs = []
@@ -110,10 +111,10 @@ def backend_configs() -> list[Any]:
                 options["templates_dir"] = bpy.path.abspath(templates)
             fields["options"] = options
         try:
-            configs.append(BackendConfig(urls=urls, **fields))
+            configs.append(BackendConfig(urls=split_urls(urls), **fields))
         except ValueError as exc:  # a bad URL in the preferences: keep working with the default, say why
             log.warning("%s: %s; using %s", info.label, exc, info.default_url)
-            configs.append(BackendConfig(urls=info.default_url, **fields))
+            configs.append(BackendConfig(urls=split_urls(info.default_url), **fields))
     return configs
 
 

@@ -225,7 +225,7 @@ class JobHandle:
             self._call(cb, job)
 
     def _deliver_log(self, line: str) -> None:
-        job = self._job if self._delivered else self._live.snapshot()
+        job = self.status() if self._delivered else self._live.snapshot()
         self._job = job
         for cb in self._log_cbs:
             try:

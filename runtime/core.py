@@ -208,7 +208,10 @@ class Runtime:
             if name not in self._factories:
                 raise InvalidRequestError(f"Unknown backend {name!r}", hint="Register it with register_backend().")
             client = self._clients[name] = self._factories[name](self._configs[name], self.network)
-            client.report_state = lambda state, message="": self.set_backend_state(name, state, message)
+            def report(state: str, message: str = "", backend: str = name) -> None:
+                self.set_backend_state(backend, state, message)
+
+            client.report_state = report
             client.cache = self.cache
         return client
 

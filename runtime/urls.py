@@ -31,3 +31,8 @@ def is_loopback(url: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def split_urls(text: str) -> tuple[str, ...]:
+    """URLs typed in one field, separated by spaces or commas."""
+    return tuple(u for u in text.replace(",", " ").split() if u)

@@ -479,6 +479,7 @@ class ComfyClient(HttpBackendClient):
 
         size, content_type = await call_with_retry(fetch, self.config.retry, backend=self.name)
         media_type = content_type.split(";")[0].strip() or guess_media_type(target.name)
+        size = size or 0
         if media_type in ("application/octet-stream", ""):
             media_type = guess_media_type(target.name)
         return OutputFile(path=str(target), media_type=media_type, name=target.name, size=size, node=node)
