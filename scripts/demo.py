@@ -16,6 +16,7 @@ then saves ``demo.blend`` and prints summary tables with timings.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import re
 import subprocess
@@ -162,6 +163,8 @@ def rough_cut(api, bpy) -> int:  # type: ignore[no-untyped-def]
         failed += stage.state.value != "succeeded"
         print(f"{stage.id:<20} {stage.backend:<9} {stage.state.value:<10} {took:5.2f}s  {str(result)[:60]}")
     strips = list(scene.sequence_editor.strips) if scene.sequence_editor else []
+    if strips:
+        scene.frame_start, scene.frame_end = 1, max(s.frame_final_end for s in strips) - 1
     kinds: dict[str, int] = {}
     for strip in strips:
         kinds[strip.type] = kinds.get(strip.type, 0) + 1
@@ -186,6 +189,10 @@ def main(argv: list[str]) -> int:
     import bpy
 
     backends = Backends(args.server)
+    # The stand-ins' libraries (uvicorn, mcp, httpx) log every request at INFO: keep the demo's output readable.
+    logging.getLogger().setLevel(logging.WARNING)
+    for name in ("httpx", "mcp", "uvicorn", "uvicorn.access", "gradio_client", "aiohttp.access"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     try:
         addon = enable_addon()
         api = addon.api  # type: ignore[attr-defined]

@@ -41,6 +41,7 @@ from ...runtime.errors import (
 )
 from ...runtime.jobs import Job, JobOutputs, OutputFile
 from ...runtime.retry import RetryPolicy
+from .. import audio_extract
 from ..http import HttpBackendClient, safe_filename, safe_path, unique_path
 from .api_transport import RvcPythonTransport
 from .gate import VoiceGate
@@ -196,9 +197,30 @@ class RvcClient(HttpBackendClient):
 
     # --- the job verbs ----------------------------------------------------------------------------------------------
     async def submit(self, job: Job, ctx: JobContext) -> str | None:
-        """Check the request (the runtime fails the job at once when it is wrong); the work happens in get_result."""
+        """Check the request (the runtime fails the job at once when it is wrong); the work happens in get_result.
+
+        A video input (another server's answer, e.g. AudioLDM's waveform video) is first reduced to its sound."""
+        if job.kind == "convert" and audio_extract.is_video(str(job.request.get("input", ""))):
+            job.request = {**job.request, "input": await self._sound_of(job.request["input"], ctx)}
         self._requests[job.id] = self._parse(job)
         return None
+
+    async def _sound_of(self, video: str, ctx: JobContext) -> str:
+        if not audio_extract.available():
+            raise InvalidRequestError(
+                f"{Path(video).name} is a video; RVC needs its sound as an audio file",
+                backend=self.name,
+                hint="Inside Blender this happens by itself; elsewhere extract the audio first.",
+            )
+        ctx.report_progress(0.0, stage="extracting the sound")
+        target = ctx.output_dir / (Path(video).stem + ".input.wav")
+        try:
+            await asyncio.to_thread(audio_extract.extract_wav, video, target)
+        except Exception as exc:  # an unreadable file is the request's fault, said in words
+            raise InvalidRequestError(
+                f"Could not read the sound of {Path(video).name}: {exc}", backend=self.name
+            ) from exc
+        return str(target)
 
     def _parse(self, job: Job) -> Any:
         if job.kind == "convert":
