@@ -291,3 +291,20 @@ def test_runtime_stop_closes_sockets_and_listeners(comfy_rt: Runtime) -> None:
     comfy_rt.stop()
     assert "movie-director-loop" not in thread_names()
     assert open_fds() <= before
+
+
+def test_animated_outputs_are_downloaded_with_their_media_type(comfy_rt: Runtime) -> None:
+    wf = {
+        "1": {"class_type": "EmptyImage", "inputs": {"width": 32, "height": 24, "batch_size": 4, "color": 255}},
+        "2": {
+            "class_type": "SaveAnimatedWEBP",
+            "inputs": {"images": ["1", 0], "filename_prefix": "anim", "fps": 8.0, "lossless": False, "quality": 80,
+                       "method": "default"},
+        },
+    }  # fmt: skip
+    job = comfy_rt.submit("comfyui", "image", {"workflow": wf}).wait(20)
+    assert job.state is JobState.SUCCEEDED, job.error
+    (out,) = job.outputs.files
+    assert out.media_type == "image/webp" and out.name.endswith(".webp")
+    with Image.open(out.path) as img:
+        assert img.format == "WEBP" and img.size == (32, 24)
