@@ -17,11 +17,13 @@ _MODULES = (
     ".operators.convert_voice",
     ".operators.direct",
     ".operators.generate_video",
+    ".operators.sound_effect",
     ".panels.sidebar",
     ".panels.llm",
     ".panels.voice",
     ".panels.direct",
     ".panels.video",
+    ".panels.audio",
 )
 
 

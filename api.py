@@ -148,6 +148,15 @@ def video_models(refresh: bool = False) -> JobHandle:
     return gv.video_models(refresh)
 
 
+def sound_effect(
+    prompt: str, *, seconds: float = 5.0, frame: int | None = None, scene: Any = None, **params: Any
+) -> JobHandle:
+    """A sound effect from AudioLDM; it lands as a sound strip at the playhead (first free channel) when done."""
+    from .operators import sound_effect as sfx
+
+    return sfx.sound_effect(prompt, seconds=seconds, frame=frame, scene=scene, **params)
+
+
 def templates() -> list[Any]:
     """The ComfyUI workflow templates (built-in and from the preferences' folder)."""
     from .operators import generate_image as gen
