@@ -80,3 +80,54 @@ def test_regenerating_a_stage_replaces_its_strip_in_place_and_keeps_the_take(bac
     takes = json.loads(new["takes"])
     assert len(takes) == 1 and takes[0].endswith(old_file)
     assert after["shot1.image"].name == before["shot1.image"].name  # the other shots were left alone
+
+
+@pytest.fixture
+def every_backend(addon: ModuleType) -> Iterator[ModuleType]:
+    import bpy
+    from gradio_support import AUDIOLDM, shared_apps
+    from movie_director.clients.rvc.standin_api import RvcApiStandin
+    from movie_director.clients.wan2gp.standin_mcp import StandinServer
+
+    audioldm = shared_apps({"audioldm": AUDIOLDM})["audioldm"]
+    with (
+        AppThread(standin.make_app) as llm_server,
+        EmulatorThread(step_delay=0.0) as emu,
+        RvcApiStandin(voices=["keeper"]) as rvc,
+    ):
+        wan = StandinServer(step_delay=0.0).start()
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        urls = {"llm": llm_server.url, "comfyui": emu.url, "wan2gp": wan.url, "audioldm": audioldm.url, "rvc": rvc.url}
+        for name, url in urls.items():
+            getattr(prefs, name).urls = url
+        try:
+            yield addon
+        finally:
+            addon.addon_runtime.shutdown()
+            wan.stop()
+            for name in urls:
+                getattr(prefs, name).urls = ""
+
+
+def test_a_full_rough_cut_puts_stills_clips_sounds_and_voices_on_their_channels(every_backend: ModuleType) -> None:
+    scene = _scene()
+    scene.frame_current = 1
+    handle = every_backend.api.direct(
+        SCENE, voice="keeper", video_steps=2, image_params={"width": 128, "height": 72, "steps": 2}
+    )
+    spec = handle.wait(120)
+    assert all(s.state.value == "succeeded" for s in spec.stages), [(s.id, s.error) for s in spec.stages]
+    every_backend.api.runtime().pump()
+    by_channel: dict[int, list] = {}
+    for strip in scene.sequence_editor.strips:
+        by_channel.setdefault(strip.channel, []).append(strip)
+    assert {s.type for s in by_channel[1]} == {"IMAGE"} and len(by_channel[1]) == 3
+    assert {s.type for s in by_channel[2]} == {"MOVIE"} and len(by_channel[2]) == 3
+    assert {s.type for s in by_channel[3]} == {"SOUND"} and len(by_channel[3]) == 3
+    (voice,) = by_channel[4]  # the one line of dialogue, converted to the keeper's voice
+    assert voice.type == "SOUND" and voice["movie_director_stage"] == "shot3.line1.voice"
+    starts = sorted(s.frame_final_start for s in by_channel[1])
+    for channel in (2, 3):
+        assert sorted(s.frame_final_start for s in by_channel[channel]) == starts  # aligned with the stills
+    assert voice.frame_final_start == starts[2]
+    assert len(scene.timeline_markers) == 3
