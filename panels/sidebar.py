@@ -29,6 +29,15 @@ JOB_ICONS = {
 }
 
 
+def progress_text(job: Any) -> str:
+    """What a progress bar says: "sampling 12/30", "inference 4/8", or the job's state."""
+    p = job.progress
+    text = p.stage or job.state.value
+    if p.step is not None and p.total:
+        text += f" {p.step}/{p.total}"
+    return text
+
+
 class MovieDirectorPanel:
     bl_space_type = "SEQUENCE_EDITOR"
     bl_region_type = "UI"
@@ -71,10 +80,7 @@ class MOVIEDIR_PT_jobs(MovieDirectorPanel, bpy.types.Panel):
             row.label(text=f"{job.backend}: {str(title)[:40]}", icon=JOB_ICONS.get(job.state.value, "DOT"))
             if not handle.done:
                 row.operator("moviedir.cancel_job", text="", icon="X").job_id = job.id
-                text = job.progress.stage or job.state.value
-                if job.progress.step is not None and job.progress.total:
-                    text += f" {job.progress.step}/{job.progress.total}"
-                box.progress(factor=job.progress.fraction, type="BAR", text=text)
+                box.progress(factor=job.progress.fraction, type="BAR", text=progress_text(job))
                 if job.log:
                     box.label(text=job.log[-1][:100])
             elif job.error is not None:

@@ -14,6 +14,7 @@ from typing import Any
 import bpy
 
 from ..operators import generate_video
+from .sidebar import MovieDirectorPanel, progress_text
 
 
 def _age(updated: float) -> str:
@@ -21,21 +22,9 @@ def _age(updated: float) -> str:
     return "just now" if minutes < 1 else f"{minutes} min ago"
 
 
-def progress_text(job: Any) -> str:
-    """ "inference 12/30", as the bar shows it."""
-    p = job.progress
-    text = p.stage or job.state.value
-    if p.step is not None and p.total:
-        text += f" {p.step}/{p.total}"
-    return text
-
-
-class MOVIEDIR_PT_video(bpy.types.Panel):
+class MOVIEDIR_PT_video(MovieDirectorPanel, bpy.types.Panel):
     bl_idname = "MOVIEDIR_PT_video"
     bl_label = "Video (Wan2GP)"
-    bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Movie Director"
 
     def draw(self, context: Any) -> None:
         layout = self.layout
