@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -80,11 +79,6 @@ class AppThread:
             await self._stop.wait()
         finally:
             await self._runner.cleanup()
-
-    def call(self, coro: Awaitable[Any], timeout: float = 10.0) -> Any:
-        """Run a coroutine on the server's loop (e.g. to flip a fault knob) and return its result."""
-        assert self.loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)  # type: ignore[arg-type]
 
     def stop(self, timeout: float = 5.0) -> None:
         if self._thread is None or self.loop is None or self._stop is None:

@@ -208,6 +208,7 @@ class Runtime:
             if name not in self._factories:
                 raise InvalidRequestError(f"Unknown backend {name!r}", hint="Register it with register_backend().")
             client = self._clients[name] = self._factories[name](self._configs[name], self.network)
+
             def report(state: str, message: str = "", backend: str = name) -> None:
                 self.set_backend_state(backend, state, message)
 

@@ -85,13 +85,6 @@ class Journal:
                 self._db.execute("ROLLBACK")
                 raise
 
-    def update(self, job: Job) -> None:
-        """Rewrite a job's data without a state change (e.g. its server id became known)."""
-        with self._lock:
-            self._db.execute(
-                "UPDATE jobs SET data=?, updated_at=? WHERE id=?", (_job_json(job, job.state), time.time(), job.id)
-            )
-
     def unfinished(self) -> list[Job]:
         """Jobs that were queued, submitted or running when the journal was last written, oldest first."""
         with self._lock:

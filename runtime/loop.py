@@ -41,10 +41,6 @@ class LoopThread:
             raise RuntimeError("the Movie Director loop is not running")
         return self._loop
 
-    @property
-    def thread_id(self) -> int | None:
-        return self._thread.ident if self._thread else None
-
     def in_loop_thread(self) -> bool:
         return self._thread is not None and threading.get_ident() == self._thread.ident
 
@@ -75,10 +71,6 @@ class LoopThread:
     def add_closer(self, closer: Closer) -> None:
         """Register an async callable run on the loop at stop (e.g. closing an HTTP session)."""
         self._closers.append(closer)
-
-    def remove_closer(self, closer: Closer) -> None:
-        if closer in self._closers:
-            self._closers.remove(closer)
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Run ``coro`` on the loop from any other thread; returns a thread-safe future."""

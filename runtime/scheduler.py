@@ -62,9 +62,6 @@ class Scheduler:
         self._queue(backend).limit = limit
         self._fill(backend)
 
-    def limit(self, backend: str) -> int:
-        return self._queue(backend).limit
-
     def pause(self, backend: str | None = None) -> None:
         if backend is None:
             self.paused = True
@@ -85,9 +82,6 @@ class Scheduler:
             name: {"active": len(q.active), "queued": len(q.heap), "limit": q.limit, "paused": q.paused or self.paused}
             for name, q in self._queues.items()
         }
-
-    def queued(self) -> list[Any]:
-        return [rec for q in self._queues.values() for _, _, rec in sorted(q.heap, key=lambda t: t[:2])]
 
     def _fill(self, backend: str) -> None:
         q = self._queue(backend)

@@ -122,3 +122,19 @@ def test_a_sound_interrupted_by_a_restart_is_made_again(audioldm_apps: dict[str,
         assert any("making it again" in line for line in job.log)
     finally:
         second.stop()
+
+
+def test_get_status_follows_a_sound_while_it_is_made(audioldm_apps: dict[str, GradioApp], sound_rt: RtFactory) -> None:
+    from support import pump_until
+
+    rt = sound_rt(audioldm_apps["audioldm"].url)
+    h = sound(rt, "rain on a tin roof", duration=10.0, seed=1, n_candidates=1)
+    client = rt.client("audioldm")
+    assert pump_until(rt, lambda: h.status().state is JobState.RUNNING, timeout=20)
+    status = rt.call(client.get_status(h.status())).result(5)
+    # A Gradio session cannot be rejoined: once the call is over the client no longer follows it (state None).
+    assert status.state in (JobState.RUNNING, JobState.SUBMITTED, None)
+    job = h.wait(60)
+    assert job.state is JobState.SUCCEEDED
+    unknown = rt.call(client.get_status(job.model_copy(update={"id": "nope"}))).result(5)
+    assert unknown.state is None

@@ -308,3 +308,11 @@ def test_animated_outputs_are_downloaded_with_their_media_type(comfy_rt: Runtime
     assert out.media_type == "image/webp" and out.name.endswith(".webp")
     with Image.open(out.path) as img:
         assert img.format == "WEBP" and img.size == (32, 24)
+
+
+def test_object_info_is_fetched_once_and_cached(comfy_rt: Runtime, emulator: EmulatorThread) -> None:
+    client = comfy_client(comfy_rt)
+    info = comfy_rt.call(client.object_info()).result(10)
+    assert "KSampler" in info and "input" in info["KSampler"]
+    again = comfy_rt.call(client.object_info(emulator.url)).result(10)
+    assert again is info  # served from the connection's cache, no second request

@@ -642,3 +642,17 @@ def test_missing_requirements_names_node_types_and_model_files(tmp_path: Path) -
     assert catalog.missing_requirements("ui", object_info(checkpoints=["other.ckpt"])) == [
         "model emulator-v1.safetensors for CheckpointLoaderSimple.ckpt_name"
     ]
+
+
+def test_reload_picks_up_a_template_added_to_a_user_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    from movie_director.clients.comfyui.templates import TemplateCatalog
+
+    catalog = TemplateCatalog(folders=[tmp_path])
+    assert "mine" not in catalog.ids
+    workflow = {"1": {"class_type": "EmptyImage", "inputs": {"width": 8, "height": 8, "batch_size": 1, "color": 0}},
+                "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "m"}}}  # fmt: skip
+    (tmp_path / "mine.json").write_text(json.dumps(workflow))
+    catalog.reload()
+    assert "mine" in catalog.ids

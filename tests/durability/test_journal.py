@@ -179,3 +179,12 @@ def test_an_offline_job_can_be_cancelled_and_expires_with_a_reason(tmp_path: Pat
         assert job.state is JobState.FAILED and job.error and "did not come back" in job.error.message
     finally:
         rt.stop()
+
+
+def test_journal_stats_count_jobs_by_state(tmp_path: Path) -> None:
+    journal = Journal(tmp_path / "s.db")
+    done = Job(backend="local", kind="echo")
+    journal.record(Job(backend="local", kind="echo"))
+    journal.record(done, JobState.SUCCEEDED)
+    assert journal.stats() == {"queued": 1, "succeeded": 1}
+    journal.close()

@@ -313,3 +313,22 @@ def test_errors_map_onto_the_hierarchy() -> None:
     lost = map_exception(concurrent.futures.CancelledError(), url=url, backend="b")
     assert isinstance(lost, BackendUnavailableError)
     assert map_exception(KeyError("data"), url=url, backend="b").code.value == "protocol_error"
+
+
+def test_a_started_call_can_be_cancelled_directly(app: GradioApp, tmp_path: Path) -> None:
+    rt = Runtime(output_root=tmp_path)
+    rt.start()
+    runner = GradioRunner(app.url, backend="gradio", network=rt.network)
+    try:
+        key = uuid.uuid4().hex
+
+        async def start_long():  # type: ignore[no-untyped-def]
+            return await runner.start("/count", key, 5000, 0.01, deadline=60)
+
+        call = on_loop(rt, start_long())
+        assert not call.done
+        on_loop(rt, call.cancel())
+        assert pump_until(rt, lambda: call.done, timeout=10) and call.cancelled
+    finally:
+        on_loop(rt, runner.close())
+        rt.stop()

@@ -173,3 +173,13 @@ def test_a_half_done_pipeline_resumes_after_a_restart_without_redoing_finished_s
         assert second.handle(a_job or "") is None  # no job was created for it in this session
     finally:
         second.stop()
+
+
+def test_the_handle_reports_status_and_overall_progress(rt: Runtime) -> None:
+    spec = PipelineSpec(stages=[echo("a", delay=0.05, steps=10), echo("b", deps=("a",))])
+    handle = rt.run_pipeline(spec)
+    assert handle.status().id == spec.id and handle.progress() < 1.0
+    seen: list[float] = []
+    handle.on_update(lambda s: seen.append(handle.progress()))
+    handle.wait(10)
+    assert handle.progress() == 1.0 and seen and max(seen) == 1.0

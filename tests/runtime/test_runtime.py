@@ -349,3 +349,22 @@ def test_streamed_text_reaches_on_text_in_order_without_coalescing(rt: Runtime) 
     h.on_text(lambda job, delta: deltas.append(delta))
     assert h.wait(5).state is JobState.SUCCEEDED
     assert "".join(deltas) == "".join(f"{i} " for i in range(1, 51))
+
+
+def test_batch_states_and_cancel_and_cancel_all(rt: Runtime) -> None:
+    batch = rt.submit_batch([JobSpec("local", "hang"), JobSpec("local", "hang"), JobSpec("local", "hang")])
+    assert pump_until(rt, lambda: JobState.RUNNING in batch.states())
+    batch.cancel()
+    assert all(j.state is JobState.CANCELLED for j in batch.wait(5))
+    others = [rt.submit("local", "hang") for _ in range(2)]
+    rt.cancel_all()
+    assert all(h.wait(5).state is JobState.CANCELLED for h in others)
+    assert rt.backends == ["local"]
+
+
+def test_the_default_status_of_a_backend_that_cannot_tell(rt: Runtime) -> None:
+    from movie_director.runtime.backend import BackendClient
+
+    job = rt.submit("local", "echo", {"text": "x"}).wait(5)
+    status = rt.call(BackendClient.get_status(rt.client("local"), job)).result(5)
+    assert status.state is None and "cannot report" in status.message

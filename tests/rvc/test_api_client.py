@@ -207,3 +207,31 @@ def test_health_and_transport_detection(
         server.stop()
     info = runtime_for(api_standin.url, transport="grpc").check_health("rvc").result(10)
     assert not info.ok and "Unknown RVC transport 'grpc'" in info.message
+
+
+def test_an_interrupted_conversion_runs_again_on_resume(api_standin, line: Path, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """After a restart a conversion is simply redone: nothing of it lives on the server between calls."""
+    from movie_director.clients.rvc import client as rvc
+    from movie_director.runtime import BackendConfig
+    from support import pump_until
+
+    def make() -> Runtime:
+        rt = Runtime(output_root=tmp_path / "out", journal=tmp_path / "j.db")
+        rt.register_backend("rvc", rvc.factory, BackendConfig(name="rvc", urls=api_standin.url))
+        return rt
+
+    api_standin.convert_delay = 1.0
+    first = make()
+    h = first.submit("rvc", "convert", {"input": str(line), "voice": "alice"})
+    assert pump_until(first, lambda: h.status().state is JobState.RUNNING, timeout=10)
+    first.stop()  # Blender quits mid-conversion
+    api_standin.convert_delay = 0.0
+    second = make()
+    second.start()
+    try:
+        (again,) = second.jobs()
+        job = again.wait(20)
+        assert job.id == h.id and job.state is JobState.SUCCEEDED, job.error
+        assert len(job.outputs.files) == 1
+    finally:
+        second.stop()

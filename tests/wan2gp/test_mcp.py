@@ -295,3 +295,16 @@ def test_a_server_that_restarts_mid_job_has_lost_it(runtime_for) -> None:  # typ
         job = h.wait(15)
     assert job.state is JobState.FAILED and job.error is not None
     assert "no longer knows the job" in job.error.message and job.error.retryable
+
+
+def test_get_status_asks_the_server_about_a_job(wan_rt: Runtime) -> None:
+    from movie_director.clients.wan2gp.settings import Wan2gpSettings
+
+    job = wan_rt.submit("wan2gp", "video", video(video_length=5)).wait(20)
+    assert job.state is JobState.SUCCEEDED, job.error
+    client = wan_rt.client("wan2gp")
+    status = wan_rt.call(client.get_status(job)).result(10)
+    assert status.state is JobState.SUCCEEDED
+    never_sent = job.model_copy(update={"id": "x", "server": None, "remote_id": None})
+    assert wan_rt.call(client.get_status(never_sent)).result(10).state is None
+    assert Wan2gpSettings(prompt="x", resolution="832x480").size == (832, 480)
