@@ -44,6 +44,11 @@ class LayoutRecorder:
         assert 0.0 <= factor <= 1.0
         self.calls.append(("progress", text))
 
+    def prop_search(self, data: object, name: str, search_data: object, search_name: str, **kwargs: object) -> None:
+        assert name in data.bl_rna.properties  # type: ignore[attr-defined]
+        assert search_name in search_data.bl_rna.properties  # type: ignore[attr-defined]
+        self.calls.append(("prop_search", name))
+
     def template_icon(self, *, icon_value: int, scale: float = 1.0) -> None:
         self.calls.append(("icon", str(icon_value)))
 

@@ -133,17 +133,7 @@ def test_the_sidebar_lists_models_and_follows_the_running_video(video_addon: Any
     assert pump_until(rt, lambda: (handle.status().progress.step or 0) >= 2 and handle.status().log, timeout=15)
     calls: list[tuple[str, str]] = []
 
-    class Recorder(LayoutRecorder):
-        def _child(self, *args: object, **kwargs: object) -> Recorder:
-            return Recorder(self.calls)
-
-        row = column = box = split = _child
-
-        def prop_search(self, data: Any, name: str, search_data: Any, search_name: str, **kwargs: object) -> None:
-            assert name in data.bl_rna.properties and search_name in search_data.bl_rna.properties
-            self.calls.append(("prop_search", name))
-
-    panel.MOVIEDIR_PT_video.draw(type("P", (), {"layout": Recorder(calls)})(), bpy.context)
+    panel.MOVIEDIR_PT_video.draw(type("P", (), {"layout": LayoutRecorder(calls)})(), bpy.context)
     assert ("prop_search", "model") in calls and ("prop", "seconds") in calls
     assert ("operator", "moviedir.generate_video") in calls and ("operator", "moviedir.refresh_video_models") in calls
     assert ("label", "12 models, listed just now") in calls
