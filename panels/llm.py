@@ -10,6 +10,8 @@ from typing import Any
 
 import bpy
 
+from .sidebar import MovieDirectorPanel
+
 
 class MOVIEDIR_UL_shots(bpy.types.UIList):
     """One row per shot: number, description and duration."""
@@ -48,12 +50,9 @@ def _job_status(layout: Any, key: str) -> None:
         layout.label(text=job.error.message[:120], icon="ERROR")
 
 
-class MOVIEDIR_PT_llm(bpy.types.Panel):
+class MOVIEDIR_PT_llm(MovieDirectorPanel, bpy.types.Panel):
     bl_idname = "MOVIEDIR_PT_llm"
     bl_label = "Script (LLM)"
-    bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Movie Director"
 
     def draw(self, context: Any) -> None:
         layout = self.layout

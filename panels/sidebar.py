@@ -5,6 +5,7 @@ Touches bpy (main thread only). Draw code reads cached state only: no network, n
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import bpy
@@ -36,6 +37,37 @@ def progress_text(job: Any) -> str:
     if p.step is not None and p.total:
         text += f" {p.step}/{p.total}"
     return text
+
+
+def draw_server_list(
+    layout: Any,
+    settings: Any,
+    prop: str,
+    wm: Any,
+    collection: str,
+    refresh_op: str,
+    state: dict[str, Any],
+    *,
+    label: str,
+    noun: str,
+    asking: str,
+    empty: str,
+) -> None:
+    """A list the server offers (models, voices): the choice, a refresh button and where the cached list stands.
+    Reads cached state only: the refresh operator does the asking, in the background."""
+    row = layout.row(align=True)
+    row.prop_search(settings, prop, wm, collection, text=label)
+    row.operator(refresh_op, text="", icon="FILE_REFRESH")
+    if state["busy"]:
+        layout.label(text=asking, icon="SORTTIME")
+    elif state["error"]:
+        layout.label(text=str(state["error"])[:120], icon="ERROR")
+    elif state["updated"]:
+        minutes = int((time.time() - state["updated"]) // 60)
+        age = "just now" if minutes < 1 else f"{minutes} min ago"
+        layout.label(text=f"{len(getattr(wm, collection))} {noun}, listed {age}", icon="INFO")
+    else:
+        layout.label(text=empty, icon="INFO")
 
 
 class MovieDirectorPanel:

@@ -8,18 +8,12 @@ start-up.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import bpy
 
 from ..operators import generate_video
-from .sidebar import MovieDirectorPanel, progress_text
-
-
-def _age(updated: float) -> str:
-    minutes = int((time.time() - updated) // 60)
-    return "just now" if minutes < 1 else f"{minutes} min ago"
+from .sidebar import MovieDirectorPanel, draw_server_list, progress_text
 
 
 class MOVIEDIR_PT_video(MovieDirectorPanel, bpy.types.Panel):
@@ -32,17 +26,11 @@ class MOVIEDIR_PT_video(MovieDirectorPanel, bpy.types.Panel):
         wm = context.window_manager
         if settings is None or wm is None:
             return
-        state = generate_video.MODEL_STATE
-        row = layout.row(align=True)
-        row.prop_search(settings, "model", wm, "movie_director_video_models", text="Model")
-        row.operator("moviedir.refresh_video_models", text="", icon="FILE_REFRESH")
-        if state["busy"]:
-            layout.label(text="Asking Wan2GP for its models...", icon="SORTTIME")
-        elif state["error"]:
-            layout.label(text=str(state["error"])[:120], icon="ERROR")
-        elif state["updated"]:
-            count = len(wm.movie_director_video_models)
-            layout.label(text=f"{count} models, listed {_age(state['updated'])}", icon="INFO")
+        draw_server_list(
+            layout, settings, "model", wm, "movie_director_video_models", "moviedir.refresh_video_models",
+            generate_video.MODEL_STATE, label="Model", noun="models", asking="Asking Wan2GP for its models...",
+            empty="Press refresh to list the server's models",
+        )  # fmt: skip
         layout.prop(settings, "prompt")
         layout.prop(settings, "negative_prompt")
         layout.prop(settings, "resolution")

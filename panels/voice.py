@@ -8,25 +8,17 @@ user presses refresh (or a script calls ``voices()``).
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import bpy
 
 from ..operators import convert_voice
+from .sidebar import MovieDirectorPanel, draw_server_list
 
 
-def _age(updated: float) -> str:
-    minutes = int((time.time() - updated) // 60)
-    return "just now" if minutes < 1 else f"{minutes} min ago"
-
-
-class MOVIEDIR_PT_voice(bpy.types.Panel):
+class MOVIEDIR_PT_voice(MovieDirectorPanel, bpy.types.Panel):
     bl_idname = "MOVIEDIR_PT_voice"
     bl_label = "Voice (RVC)"
-    bl_space_type = "SEQUENCE_EDITOR"
-    bl_region_type = "UI"
-    bl_category = "Movie Director"
 
     def draw(self, context: Any) -> None:
         layout = self.layout
@@ -34,19 +26,11 @@ class MOVIEDIR_PT_voice(bpy.types.Panel):
         wm = context.window_manager
         if settings is None or wm is None:
             return
-        voices = wm.movie_director_voices
-        state = convert_voice.VOICE_STATE
-        row = layout.row(align=True)
-        row.prop_search(settings, "voice", wm, "movie_director_voices", text="Voice")
-        row.operator("moviedir.refresh_voices", text="", icon="FILE_REFRESH")
-        if state["busy"]:
-            layout.label(text="Asking the server for its voices...", icon="SORTTIME")
-        elif state["error"]:
-            layout.label(text=str(state["error"])[:120], icon="ERROR")
-        elif state["updated"]:
-            layout.label(text=f"{len(voices)} voices, listed {_age(state['updated'])}", icon="INFO")
-        else:
-            layout.label(text="Press refresh to list the server's voices", icon="INFO")
+        draw_server_list(
+            layout, settings, "voice", wm, "movie_director_voices", "moviedir.refresh_voices",
+            convert_voice.VOICE_STATE, label="Voice", noun="voices", asking="Asking the server for its voices...",
+            empty="Press refresh to list the server's voices",
+        )  # fmt: skip
         col = layout.column(align=True)
         col.prop(settings, "pitch")
         col.prop(settings, "f0method")
