@@ -15,11 +15,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import os
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -233,15 +233,24 @@ class ComfyClient(HttpBackendClient):
     async def _send_upload(self, conn: ServerConnection, path: Path, sha: str, ctx: JobContext | None) -> str:
         name = f"md_{sha[:24]}{path.suffix.lower() or '.png'}"
 
+        streams: list[_FileChunks] = []
+
         def form() -> aiohttp.FormData:
+            for stream in streams:  # the attempt before this one is over: its file is closed now, not at GC
+                stream.close()
+            streams.append(_FileChunks(path, ctx))
             data = aiohttp.FormData()
-            payload = aiohttp.payload.AsyncIterablePayload(_stream_file(path, ctx), content_type=guess_media_type(name))
+            payload = aiohttp.payload.AsyncIterablePayload(streams[-1], content_type=guess_media_type(name))
             data.add_field("image", payload, filename=name, content_type=guess_media_type(name))
             data.add_field("overwrite", "true")
             data.add_field("type", "input")
             return data
 
-        body = await self.request("POST", conn.url, "upload/image", data=form, retry=self.config.retry)
+        try:
+            body = await self.request("POST", conn.url, "upload/image", data=form, retry=self.config.retry)
+        finally:
+            for stream in streams:
+                stream.close()
         stored = parse_body(UploadResponse, body, "upload answer")
         server_name = f"{stored.subfolder}/{stored.name}" if stored.subfolder else stored.name
         conn.uploaded[sha] = server_name
@@ -547,17 +556,45 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-async def _stream_file(path: Path, ctx: JobContext | None) -> AsyncIterator[bytes]:
-    """A file read from disk in chunks (off the loop thread), reporting the bytes sent on the job."""
-    size = path.stat().st_size
-    sent = 0
-    mb = 1024 * 1024
-    with path.open("rb") as fh:
-        while chunk := await asyncio.to_thread(fh.read, 1 << 18):
-            sent += len(chunk)
-            if ctx is not None:
-                ctx.report_progress(stage="uploading", message=f"{sent / mb:.1f} of {size / mb:.1f} MB sent")
-            yield chunk
+class _FileChunks:
+    """A file read from disk in chunks (off the loop thread), reporting the bytes sent on the job.
+
+    An iterator with an explicit ``close`` rather than an async generator: when a connection is cut midway, aiohttp
+    drops the body without finishing it, and a generator would hold the file open until garbage collection.
+    """
+
+    CHUNK = 1 << 18
+
+    def __init__(self, path: Path, ctx: JobContext | None) -> None:
+        self._path, self._ctx = path, ctx
+        self._fh: BinaryIO | None = None
+        self._size = self._sent = 0
+        self._closed = False
+
+    def __aiter__(self) -> _FileChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        if self._closed:
+            raise StopAsyncIteration
+        if self._fh is None:
+            self._fh = self._path.open("rb")
+            self._size = os.fstat(self._fh.fileno()).st_size
+        chunk = await asyncio.to_thread(self._fh.read, self.CHUNK)
+        if not chunk:
+            self.close()
+            raise StopAsyncIteration
+        self._sent += len(chunk)
+        if self._ctx is not None:
+            sent, size = self._sent / 2**20, self._size / 2**20
+            self._ctx.report_progress(stage="uploading", message=f"{sent:.1f} of {size:.1f} MB sent")
+        return chunk
+
+    def close(self) -> None:
+        self._closed = True
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
 
 def _refs(output: Any) -> list[Any]:
