@@ -28,10 +28,12 @@ def on_loop(rt: Runtime, fn):  # type: ignore[no-untyped-def]
     return rt.call(call()).result(5)
 
 
-def test_generates_an_image_with_progress_and_previews(comfy_rt: Runtime) -> None:
+def test_generates_an_image_with_progress_and_previews(comfy_rt: Runtime, emulator: EmulatorThread) -> None:
+    emulator.step_delay = 0.05  # progress is coalesced between pumps: give the pump time to see each step
     seen: list[Job] = []
     h = comfy_rt.submit("comfyui", "image", {"workflow": txt2img(steps=6)}, on_progress=seen.append)
-    job = h.wait(20)
+    assert pump_until(comfy_rt, lambda: h.done, timeout=20)
+    job = h.wait(1)
     assert job.state is JobState.SUCCEEDED, job.error
     (out,) = job.outputs.files
     assert out.media_type == "image/png" and out.node == "7"
