@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -18,5 +20,6 @@ def ensure_importable() -> None:
         pass
     # No link in site-packages: expose the checkout under its package name through a temporary folder.
     shim = Path(tempfile.mkdtemp(prefix="md-import-"))
+    atexit.register(shutil.rmtree, shim, True)
     (shim / "movie_director").symlink_to(ROOT)
     sys.path.insert(0, str(shim))

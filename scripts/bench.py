@@ -17,7 +17,6 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from _bootstrap import ensure_importable
 ensure_importable()
 
 from movie_director.clients import local  # noqa: E402
+from movie_director.clients.scratch import scratch_dir  # noqa: E402
 from movie_director.runtime import BackendConfig, Job, JobState, Runtime  # noqa: E402
 from movie_director.runtime.bridge import DONE, JobHandle  # noqa: E402
 
@@ -39,7 +39,7 @@ def p50(samples: list[float]) -> float:
 
 
 def bench_bridge(rounds: int = 2000) -> dict[str, float]:
-    rt = Runtime(output_root=tempfile.mkdtemp())
+    rt = Runtime(output_root=scratch_dir("md-bench-"))
     rt.register_backend("local", local.factory, BackendConfig(name="local", concurrency=4))
     rt.start()
 
@@ -68,7 +68,7 @@ def bench_bridge(rounds: int = 2000) -> dict[str, float]:
 
 
 def bench_pump(events: int = 10_000, repeats: int = 7) -> dict[str, float]:
-    rt = Runtime(output_root=tempfile.mkdtemp())
+    rt = Runtime(output_root=scratch_dir("md-bench-"))
     per_event: list[float] = []
     for _ in range(repeats):
         handles = []

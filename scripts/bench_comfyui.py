@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import statistics
-import tempfile
 import time
 import uuid
 from typing import Any
@@ -25,6 +24,7 @@ from bench_support import emulator_process
 from movie_director.clients.comfyui import client as comfy
 from movie_director.clients.comfyui.emulator import EmulatorThread
 from movie_director.clients.registry import BY_NAME
+from movie_director.clients.scratch import scratch_dir
 from movie_director.runtime import BackendConfig, Job, Runtime
 
 JOBS = 200
@@ -39,7 +39,7 @@ def tiny(i: int) -> dict[str, Any]:
 
 
 def ours(url: str, concurrency: int) -> float:
-    rt = Runtime(output_root=tempfile.mkdtemp())
+    rt = Runtime(output_root=scratch_dir("md-bench-"))
     rt.register_backend("comfyui", comfy.factory, BackendConfig(name="comfyui", urls=url, concurrency=concurrency))
     rt.submit("comfyui", "image", {"workflow": tiny(0)}).wait(30)  # connect, preflight
     start = time.perf_counter()
@@ -56,7 +56,7 @@ async def raw(url: str, concurrency: int) -> float:
     """The least a client must do per job, written by hand."""
     client_id = uuid.uuid4().hex
     waiters: dict[str, asyncio.Future[None]] = {}
-    out = tempfile.mkdtemp()
+    out = scratch_dir("md-bench-")
     async with aiohttp.ClientSession() as session:
         ws = await session.ws_connect(f"{url}/ws", params={"clientId": client_id}, max_msg_size=0)
 
@@ -144,12 +144,12 @@ async def _raw_upload(url: str, path: str) -> float:
 def bench_upload() -> dict[str, float]:
     from pathlib import Path
 
-    folder = tempfile.mkdtemp()
+    folder = scratch_dir("md-bench-")
     paths = _noise_pngs(folder, 2)
     size_mb = Path(paths[0]).stat().st_size / 2**20
     ours_runs, raw_runs = [], []
     with emulator_process() as url:
-        rt = Runtime(output_root=tempfile.mkdtemp())
+        rt = Runtime(output_root=scratch_dir("md-bench-"))
         rt.register_backend("comfyui", comfy.factory, BackendConfig(name="comfyui", urls=url))
         client = rt.client("comfyui")
         assert isinstance(client, comfy.ComfyClient)
@@ -177,7 +177,7 @@ def bench_progress_latency() -> dict[str, float]:
             original(event, data, sid)
 
         emu.emulator.send = recording_send  # type: ignore[method-assign]
-        rt = Runtime(output_root=tempfile.mkdtemp())
+        rt = Runtime(output_root=scratch_dir("md-bench-"))
         rt.register_backend("comfyui", comfy.factory, BackendConfig(name="comfyui", urls=emu.url))
 
         def on_progress(job: Job) -> None:

@@ -22,13 +22,13 @@ import re
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 
 import aiohttp
 from litellm_proxy import LiteLLMProxy, mock_model
 from movie_director.clients.llm import client as llm
+from movie_director.clients.scratch import scratch_dir
 from movie_director.runtime import BackendConfig, Runtime
 
 MODEL = "bench-long"
@@ -37,7 +37,7 @@ BODY = {"model": MODEL, "stream": True, "messages": [{"role": "user", "content":
 
 
 def ours(url: str, key: str) -> float:
-    rt = Runtime(output_root=tempfile.mkdtemp())
+    rt = Runtime(output_root=scratch_dir("md-bench-"))
     rt.register_backend("llm", llm.factory, BackendConfig(name="llm", urls=url, api_key=key, options={"model": MODEL}))
     rt.submit("llm", "chat", {"prompt": "warm up"}).wait(60)  # connect outside the measurement
     pieces: list[str] = []

@@ -15,7 +15,6 @@ import json
 import os
 import random
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -29,6 +28,7 @@ ensure_importable()
 from bench_support import emulator_process  # noqa: E402
 from movie_director.clients.comfyui import client as comfy  # noqa: E402
 from movie_director.clients.faultproxy import FaultProxy  # noqa: E402
+from movie_director.clients.scratch import scratch_dir  # noqa: E402
 from movie_director.runtime import BackendConfig, JobState, RetryPolicy, Runtime  # noqa: E402
 
 
@@ -53,7 +53,7 @@ def tiny(i: int) -> dict[str, Any]:
 
 def soak(jobs: int, seed: int = 1, batch: int = 100) -> dict[str, float]:
     rng = random.Random(seed)
-    out = Path(tempfile.mkdtemp(prefix="md-soak-"))
+    out = scratch_dir("md-soak-")
     with emulator_process() as url, FaultProxy(int(url.rsplit(":", 1)[1])) as proxy:
         rt = Runtime(output_root=out)
         retry = RetryPolicy(max_retries=3, base_delay=0.02, deadline=20.0)

@@ -18,12 +18,12 @@ import hashlib
 import math
 import re
 import socket
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 from ..media import SAMPLE_RATE, tone, write_avi
+from ..scratch import exit_on_sigterm, scratch_dir
 
 #: Labels of the official AudioLDM demo (haoheliu/audioldm-text-to-audio-generation).
 TEXT_LABEL = (
@@ -88,7 +88,7 @@ def build(*, named: bool = True, step_delay: float = 0.0, variant: str = "audiol
             raise gr.Error(f"Duration must be between 2.5 and 10 seconds, not {seconds}.")
         for _ in progress.tqdm(range(STEPS * max(1, int(candidates or 1))), desc="DDIM Sampler"):
             time.sleep(step_delay)
-        return str(make_sound(str(text), float(seconds), int(seed or 0), Path(tempfile.mkdtemp(prefix="audioldm-"))))
+        return str(make_sound(str(text), float(seconds), int(seed or 0), scratch_dir("audioldm-standin-")))
 
     def text2audio(text, duration, guidance_scale, random_seed, n_candidates, progress=gr.Progress()):  # type: ignore[no-untyped-def]  # noqa: B008
         return generate(text, duration, guidance_scale, random_seed, n_candidates, progress)
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> None:
         processing_utils.ffmpeg_installed = lambda: False
     except (ImportError, AttributeError):
         pass
+    exit_on_sigterm()  # stopped with terminate(): its answers' folder goes too
     port = args.port or free_port(args.host)
     demo = build(named=not args.no_api_name, step_delay=args.step_delay, variant=args.variant)
     demo.queue().launch(server_name=args.host, server_port=port, prevent_thread_lock=True, quiet=True)

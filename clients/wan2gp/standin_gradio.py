@@ -17,12 +17,11 @@ import argparse
 import hashlib
 import re
 import socket
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from ..media import write_avi
+from ..scratch import exit_on_sigterm, scratch_dir
 
 MODELS = ("t2v_1.3B", "t2v", "i2v", "i2v_2_2", "ltx2_22B_distilled")
 FPS = 16
@@ -101,7 +100,7 @@ def build(*, step_delay: float = 0.0) -> Any:
         for _ in progress.tqdm(range(int(num_inference_steps)), desc="inference"):
             time.sleep(step_delay)
         progress(0.99, desc="decoding")
-        folder = Path(tempfile.mkdtemp(prefix="wan2gp-"))
+        folder = scratch_dir("wan2gp-gradio-standin-")
         path = folder / f"{model_type}_{int(seed) if seed is not None else 0}.avi"
         write_avi(path, render(str(prompt), frames, size, int(seed or 0), image_start, image_end), fps=fps, size=size)
         gr.Info(f"Saved {frames} frames at {fps} fps")
@@ -149,6 +148,7 @@ def main(argv: list[str] | None = None) -> None:
         processing_utils.ffmpeg_installed = lambda: False
     except (ImportError, AttributeError):
         pass
+    exit_on_sigterm()  # stopped with terminate(): its answers' folder goes too
     port = args.port or free_port(args.host)
     demo = build(step_delay=args.step_delay)
     demo.queue(default_concurrency_limit=1).launch(

@@ -27,6 +27,7 @@ from dataclasses import fields
 from pathlib import Path
 from typing import Any, Literal
 
+from ..scratch import exit_on_sigterm
 from .standin_mcp_engine import FakeWanGP, StandinOptions, ToolFailure
 
 __all__ = ["FakeWanGP", "StandinOptions", "StandinServer", "build_app", "main"]
@@ -274,6 +275,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-redirect", action="store_true", help="answer at /mcp without the 307 to /mcp/")
     parser.add_argument("--output-dir", default=None)
     args = parser.parse_args(argv)
+    exit_on_sigterm()  # stopped with terminate(): `finally` below removes its output folder
     server = StandinServer(
         host=args.host,
         port=args.port,

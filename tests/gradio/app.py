@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 import threading
 import time
 from pathlib import Path
 
 import gradio as gr
+from movie_director.clients.scratch import exit_on_sigterm, scratch_dir
 
 RUNS: dict[str, dict[str, object]] = {}
 _lock = threading.Lock()
@@ -39,14 +39,14 @@ def crash(x: str) -> str:
 
 
 def make_file(name: str, size: float) -> str:
-    folder = Path(tempfile.mkdtemp())
+    folder = scratch_dir("md-gradio-test-app-")
     path = folder / name
     path.write_bytes(os.urandom(int(size)))
     return str(path)
 
 
 def two_files(text: str) -> tuple[str, str, str]:
-    folder = Path(tempfile.mkdtemp())
+    folder = scratch_dir("md-gradio-test-app-")
     (folder / "a.txt").write_text(text)
     (folder / "b.txt").write_text(text[::-1])
     return str(folder / "a.txt"), str(folder / "b.txt"), text.upper()
@@ -128,6 +128,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
     args = parser.parse_args()
+    exit_on_sigterm()
     demo = build()
     demo.queue(default_concurrency_limit=1).launch(
         server_name="127.0.0.1", server_port=args.port, prevent_thread_lock=True, quiet=True

@@ -92,11 +92,12 @@ class StandinProcess:
 
 
 @pytest.fixture
-def standin_process() -> Iterator[Callable[..., StandinProcess]]:
+def standin_process(tmp_path: Path) -> Iterator[Callable[..., StandinProcess]]:
     started: list[StandinProcess] = []
 
     def start(*args: str) -> StandinProcess:
-        proc = StandinProcess(*args)
+        # Its videos go under tmp_path: a process killed mid-job cleans up nothing itself.
+        proc = StandinProcess("--output-dir", str(tmp_path / f"standin{len(started)}"), *args)
         started.append(proc)
         return proc
 
