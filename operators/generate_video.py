@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import bpy
@@ -41,12 +40,11 @@ CURRENT: dict[str, Any] = {"handle": None}
 
 # --- placing ----------------------------------------------------------------------------------------------------------
 def place_movie(scene: Any, path: str, *, frame: int, name: str = "", channel: int = 0, frames: int = 0) -> Any:
-    """A movie strip of the whole file at ``frame``, on ``channel`` or the first channel free for ``frames`` frames
-    (the expected length; the strip takes the file's real length)."""
-    channel = channel or sequencer.first_free_channel(scene, frame, frame + max(1, frames))
-    return sequencer.strips(scene).new_movie(
-        name=name or Path(path).stem, filepath=path, channel=channel, frame_start=frame, fit_method="FIT"
-    )
+    """The whole clip at ``frame``, playing at its own speed, on ``channel`` or the first channel free for its length
+    (``frames``: the clip's expected frame count at Wan's 16 fps; the strip takes the file's real length)."""
+    length = max(1, round(frames * sequencer.scene_fps(scene) / FPS))
+    channel = channel or sequencer.first_free_channel(scene, frame, frame + length)
+    return sequencer.place_movie(scene, path, frame=frame, name=name, channel=channel)
 
 
 def place_job_video(scene: Any, job: Job, placement: dict[str, Any]) -> list[Any]:

@@ -168,9 +168,11 @@ def rough_cut(api, bpy) -> int:  # type: ignore[no-untyped-def]
     if strips:
         scene.frame_start, scene.frame_end = 1, max(s.frame_final_end for s in strips) - 1
     kinds: dict[str, int] = {}
-    for strip in strips:
-        kinds[strip.type] = kinds.get(strip.type, 0) + 1
-    print(f"Rough cut: {len(strips)} strips {kinds}, {len(scene.timeline_markers)} shot markers, "
+    for strip in strips:  # a clip at another frame rate is a meta strip that plays it at its own speed
+        kind = {"IMAGE": "stills", "MOVIE": "clips", "META": "clips", "SOUND": "sounds"}.get(strip.type, strip.type)
+        kinds[kind] = kinds.get(kind, 0) + 1
+    summary = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
+    print(f"Rough cut: {len(strips)} strips ({summary}), {len(scene.timeline_markers)} shot markers, "
           f"frames {scene.frame_start}-{scene.frame_end}")  # fmt: skip
     return failed
 

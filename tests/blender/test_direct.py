@@ -3,6 +3,7 @@ replacing its strip in place while keeping the earlier take."""
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Iterator
 from types import ModuleType
@@ -122,7 +123,15 @@ def test_a_full_rough_cut_puts_stills_clips_sounds_and_voices_on_their_channels(
     for strip in scene.sequence_editor.strips:
         by_channel.setdefault(strip.channel, []).append(strip)
     assert {s.type for s in by_channel[1]} == {"IMAGE"} and len(by_channel[1]) == 3
-    assert {s.type for s in by_channel[2]} == {"MOVIE"} and len(by_channel[2]) == 3
+    # Wan2GP's 16 fps clips in this 24 fps scene: each a meta strip holding the movie slowed to its real speed
+    assert {s.type for s in by_channel[2]} == {"META"} and len(by_channel[2]) == 3
+    sequencer = importlib.import_module(".operators.sequencer", every_backend.__name__)
+    assert all(sequencer.movie_path(s).endswith(".avi") for s in by_channel[2])
+    spans = {
+        channel: sorted((s.frame_final_start, s.frame_final_duration) for s in by_channel[channel])
+        for channel in (1, 2)
+    }
+    assert spans[2] == spans[1]  # each clip trimmed or held to its shot's length
     assert {s.type for s in by_channel[3]} == {"SOUND"} and len(by_channel[3]) == 3
     (voice,) = by_channel[4]  # the one line of dialogue, converted to the keeper's voice
     assert voice.type == "SOUND" and voice["movie_director_stage"] == "shot3.line1.voice"

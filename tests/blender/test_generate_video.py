@@ -73,7 +73,7 @@ def test_operator_from_a_script_uses_the_sidebar_settings_and_a_free_channel(vid
     from PIL import Image
 
     addon, standin = video_addon
-    scene = _scene()
+    scene = _scene(24)  # a film's rate: the 16 fps clip is slowed to its real length
     board = tmp_path / "board.png"
     Image.new("RGB", (96, 64), (250, 10, 10)).save(board)
     addon.operators.sequencer.place_image(scene, str(board), frame=1, duration=40, name="board")
@@ -91,8 +91,9 @@ def test_operator_from_a_script_uses_the_sidebar_settings_and_a_free_channel(vid
     assert job.state.value == "succeeded", job.error
     assert job.request["video_length"] == 24 and job.request["seed"] == 7 and job.request["model_type"] == "i2v"
     assert standin.engine.calls["create_upload"] == 1  # the strip under the playhead went up as the first frame
-    movie = next(s for s in scene.sequence_editor.strips if s.type == "MOVIE")
-    assert movie.frame_final_start == 12 and movie.frame_final_duration == 24
+    movie = next(s for s in scene.sequence_editor.strips if s.name != "board")
+    assert movie.type == "META" and movie.frame_final_start == 12
+    assert movie.frame_final_duration == 36  # 24 frames at 16 fps = 1.5 s = 36 frames at 24 fps
     assert movie.channel == 2  # channel 1 holds the storyboard image at that frame
 
 
