@@ -617,16 +617,27 @@ def stage(
 
 def pth_warnings(wheels: Sequence[LockedWheel], paths: dict[str, Path]) -> list[str]:
     """Wheels that rely on a ``.pth`` file: Blender adds its wheels' site-packages with ``sys.path.append`` and never
-    processes ``.pth`` files, so whatever such a file sets up must be done by the add-on itself."""
+    processes ``.pth`` files, so whatever such a file sets up must be done by the add-on itself. The files that
+    ``clients/site_paths.py`` runs (pywin32's, before ``mcp`` imports) are handled; any other is a warning."""
     import zipfile
 
+    handled = set(_site_paths().NEEDED)
     found = []
     for wheel in wheels:
         with zipfile.ZipFile(paths[wheel.filename]) as zf:
-            pth = [n for n in zf.namelist() if n.endswith(".pth") and "/" not in n]
+            pth = [n for n in zf.namelist() if n.endswith(".pth") and "/" not in n and n not in handled]
         if pth:
             found.append(f"{wheel.filename} has {', '.join(pth)}, which Blender does not process")
     return found
+
+
+def _site_paths() -> ModuleType:
+    """clients/site_paths.py on its own (plain Python, no package import needed)."""
+    spec = importlib.util.spec_from_file_location("md_site_paths", ROOT / "clients" / "site_paths.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def sync_source_wheels(wheels: Sequence[LockedWheel], paths: dict[str, Path]) -> None:

@@ -27,6 +27,7 @@ from ...runtime.errors import (
     error_for_status,
     redact,
 )
+from ..site_paths import prepare_for_mcp
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -200,6 +201,7 @@ class McpSession:
 
     async def _own(self, ready: asyncio.Future[Any], stop: asyncio.Event) -> None:
         """The owner task: enters the SDK's transport and session, and leaves them in the same task."""
+        prepare_for_mcp()
         from mcp import ClientSession
 
         try:
