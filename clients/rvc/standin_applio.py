@@ -38,6 +38,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import gradio as gr
 
+from ..scratch import exit_on_sigterm, scratch_root
 from . import standin_dsp
 
 SAMPLE_RATES = ["32000", "40000", "48000"]
@@ -295,12 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--voices", default="alice,bob", help="voices to create under <root>/logs")
     parser.add_argument("--step-delay", type=float, default=0.05, help="seconds per training step")
     args = parser.parse_args(argv)
-    if args.root:
-        root = Path(args.root)
-    else:
-        import tempfile
-
-        root = Path(tempfile.mkdtemp(prefix="applio-standin-"))
+    exit_on_sigterm()  # stopped with terminate(): a temporary root goes too
+    root = Path(args.root) if args.root else scratch_root("applio-standin-")
     app = Applio(root, step_delay=args.step_delay)
     for voice in (v.strip() for v in args.voices.split(",")):
         if voice:
