@@ -13,6 +13,43 @@ def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
 
+def client_sockets_to(port: int) -> int:
+    """This process's open TCP sockets connected to ``port`` (the client side only, unlike :func:`open_fds`, which
+    also counts an in-process server's side of each connection, closed a moment after the client's)."""
+    inodes = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            rows = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if int(cols[2].rsplit(":", 1)[1], 16) == port and cols[9] in inodes:
+                count += 1
+    return count
+
+
+def eventually(check, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
+    """Wait (on an event's timeout, in 50 ms ticks) until ``check()`` holds or ``timeout`` passes."""
+    import time
+
+    tick = threading.Event()
+    end = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > end:
+            return False
+        tick.wait(0.05)
+    return True
+
+
 def thread_names() -> set[str]:
     return {t.name for t in threading.enumerate()}
 

@@ -284,15 +284,18 @@ def test_server_file_names_never_escape_the_output_folder(comfy_rt: Runtime, tmp
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [path.name]
 
 
-def test_runtime_stop_closes_sockets_and_listeners(comfy_rt: Runtime) -> None:
-    from support import open_fds, thread_names
+def test_runtime_stop_closes_sockets_and_listeners(comfy_rt: Runtime, emulator: EmulatorThread) -> None:
+    from support import client_sockets_to, eventually, open_fds, thread_names
 
+    port = int(emulator.url.rsplit(":", 1)[1])
     before = open_fds()
     comfy_rt.submit("comfyui", "image", {"workflow": txt2img()}).wait(20)
-    assert open_fds() > before  # the pooled HTTP connection and the event socket
+    assert client_sockets_to(port) >= 2  # the pooled HTTP connection and the event socket
     comfy_rt.stop()
     assert "movie-director-loop" not in thread_names()
-    assert open_fds() <= before
+    assert client_sockets_to(port) == 0  # closed by stop() itself, before it returns
+    # The emulator in this process closes its side of each connection a moment later.
+    assert eventually(lambda: open_fds() <= before), (open_fds(), before)
 
 
 def test_animated_outputs_are_downloaded_with_their_media_type(comfy_rt: Runtime) -> None:

@@ -14,7 +14,7 @@ from movie_director.clients.comfyui import client as comfy
 from movie_director.clients.comfyui.emulator import EmulatorThread
 from movie_director.clients.faultproxy import FaultProxy
 from movie_director.runtime import BackendConfig, JobHandle, JobState, RetryPolicy, Runtime
-from support import open_fds, pump_until, txt2img
+from support import eventually, open_fds, pump_until, txt2img
 
 
 @pytest.fixture
@@ -28,19 +28,6 @@ def emulator() -> Iterator[EmulatorThread]:
 def proxy(emulator: EmulatorThread) -> Iterator[FaultProxy]:
     with FaultProxy(urlsplit(emulator.url).port or 0) as p:
         yield p
-
-
-def eventually(check, timeout: float = 5.0) -> bool:  # type: ignore[no-untyped-def]
-    """Poll ``check`` on an event's timeout until it holds or ``timeout`` passes."""
-    import time
-
-    tick = threading.Event()
-    end = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > end:
-            return False
-        tick.wait(0.05)
-    return True
 
 
 class Rig:

@@ -14,7 +14,7 @@ from movie_director.runtime.bridge import DONE, PROGRESS, JobHandle
 from movie_director.runtime.errors import JobCancelledError, JobFailedError, RequestTimeoutError
 from movie_director.runtime.jobs import Job
 from movie_director.runtime.loop import THREAD_NAME
-from support import open_fds, pump_until, thread_names
+from support import client_sockets_to, eventually, open_fds, pump_until, thread_names
 
 
 def test_start_and_stop_are_idempotent(rt: Runtime) -> None:
@@ -80,7 +80,8 @@ def test_hundred_start_stop_cycles_leak_nothing(tmp_path) -> None:  # type: igno
             rt.stop()
         gc.collect()
         assert threading.active_count() == threads
-        assert open_fds() <= fds
+        assert client_sockets_to(server.port) == 0
+        assert eventually(lambda: open_fds() <= fds), (open_fds(), fds)  # the server's side closes a moment later
 
 
 def test_callbacks_run_on_the_pumping_thread(rt: Runtime) -> None:
