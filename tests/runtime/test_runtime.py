@@ -147,10 +147,10 @@ def test_pump_respects_its_time_budget(rt: Runtime) -> None:
         h.on_done(slow)
         rt.outbox.post(DONE, h, job)
         handles.append(h)
-    start = time.perf_counter()
     taken = rt.pump(budget=0.01)
-    assert time.perf_counter() - start < 0.2
-    assert 0 < taken < 200
+    # The clock is read every 32 events: 32 callbacks of 2 ms are past a 10 ms budget, so the pump stops there
+    # (a count, not a wall-clock bound: those depend on the machine's load).
+    assert 0 < taken <= 32
     while rt.pump():
         pass
     assert all(h.done for h in handles)
