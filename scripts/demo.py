@@ -16,14 +16,11 @@ then saves ``demo.blend`` and prints summary tables with timings.
 from __future__ import annotations
 
 import argparse
-import atexit
 import logging
 import os
 import re
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -187,10 +184,10 @@ def main(argv: list[str]) -> int:
     out = Path(args.out).resolve()
     media = out.with_name(out.stem + "_output")
     # Blender's user folders go to a temporary place: the demo never touches your own Blender configuration.
-    home = tempfile.mkdtemp(prefix="md-demo-home-")
-    atexit.register(shutil.rmtree, home, True)
-    os.environ["BLENDER_USER_RESOURCES"] = home
     ensure_importable()
+    from movie_director.clients.scratch import scratch_root  # plain Python: bpy is not imported yet
+
+    os.environ["BLENDER_USER_RESOURCES"] = str(scratch_root("md-demo-home-"))
     t0 = time.perf_counter()
     import bpy
 

@@ -6,22 +6,18 @@ real user's Blender configuration.
 
 from __future__ import annotations
 
-import atexit
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from movie_director.clients.scratch import scratch_root  # plain Python: imports no bpy
 
-_BLENDER_HOME = tempfile.mkdtemp(prefix="md-blender-home-")
-os.environ["BLENDER_USER_RESOURCES"] = _BLENDER_HOME
+os.environ["BLENDER_USER_RESOURCES"] = str(scratch_root("md-blender-home-"))  # removed at exit
 os.environ.setdefault("PYTHONNOUSERSITE", "1")
-atexit.register(shutil.rmtree, _BLENDER_HOME, True)
 
-from movie_director.clients import local  # noqa: E402
-from movie_director.runtime import BackendConfig, Runtime  # noqa: E402
+from movie_director.clients import local
+from movie_director.runtime import BackendConfig, Runtime
 
 
 @pytest.fixture
