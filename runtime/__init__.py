@@ -1,5 +1,9 @@
 """The background runtime: loop thread, job model, scheduler, retries and the outbox back to the caller.
 
+Split along the thread line: ``core`` (the home-thread front, :class:`Runtime`), ``engine`` (the loop side: records,
+scheduler, run/finish, journal writes), ``record`` (one job's loop-side record), ``outbox`` (the frozen messages that
+cross back), ``bridge`` (the handles callers hold), ``context`` (what a client may do to its job).
+
 Plain Python: nothing in this package imports bpy, so it runs and tests without Blender. Names are imported lazily
 (PEP 562): enabling the add-on touches only ``runtime.urls``, and pydantic loads on first real use.
 """
@@ -18,7 +22,9 @@ _EXPORTS = {
     "is_loopback": ".urls",
     "BatchHandle": ".bridge",
     "JobHandle": ".bridge",
-    "RuntimeEvent": ".bridge",
+    "RuntimeEvent": ".outbox",
+    "Placement": ".placement",
+    "JobSnapshot": ".jobs",
     "JobContext": ".context",
     "JobSpec": ".core",
     "Runtime": ".core",

@@ -1,128 +1,70 @@
-"""The way back from the loop: a thread-safe outbox, the pump that drains it, and the handles callers hold.
+"""The handles callers hold: one per job (:class:`JobHandle`) and one per batch (:class:`BatchHandle`).
 
-Plain Python: this module never imports bpy. The loop thread *posts* events; whichever thread calls :meth:`Outbox.pump`
-(Blender's main thread through a ``bpy.app.timers`` function, or a headless script inside ``JobHandle.wait``) runs the
-callbacks. The pump is bounded by a time budget, keeps only the newest progress event per job within one drain, and
-never raises into its caller.
+Plain Python: this module never imports bpy. A handle lives on the home thread: the outbox (``runtime/outbox.py``)
+delivers frozen job snapshots to it, and it runs the caller's callbacks. It talks to the runtime only through the
+public :class:`HandleHost` interface (cancel, pump, the done signal), so this module imports nothing of the runtime's
+front or engine.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from .errors import JobCancelledError, JobFailedError, RequestTimeoutError
-from .jobs import Job, JobOutputs, JobState
+from .jobs import Job, JobOutputs, JobSnapshot, JobState
+from .outbox import Outbox, RuntimeEvent
 
-if TYPE_CHECKING:
-    from .core import Runtime
+__all__ = ["BatchHandle", "DoneSignal", "HandleHost", "JobHandle", "Outbox", "RuntimeEvent", "iter_active"]
 
 log = logging.getLogger(__name__)
-
-# Event kinds, as small ints: the pump compares them for every event.
-PROGRESS = 0  # progress or state changed; coalesced per job within one drain
-DONE = 2
-LOG = 3
-NOTICE = 4
-CALL = 5
-TEXT = 6  # a piece of streamed text: never coalesced, every delta reaches on_text callbacks in order
 
 JobCallback = Callable[[Job], Any]
 LogCallback = Callable[[Job, str], Any]
 
 
-@dataclass(frozen=True)
-class RuntimeEvent:
-    """Something the runtime wants the UI to know: a backend's connection changed, a job was queued or finished.
-
-    ``kind`` is one of ``backend_state``, ``job_queued``, ``job_started``, ``job_finished``.
-    """
-
-    kind: str
-    backend: str = ""
-    job_id: str = ""
-    state: str = ""
-    message: str = ""
-    data: dict[str, Any] = field(default_factory=dict)
-
-
-class Outbox:
-    """A lock-free deque of ``(kind, target, payload)`` tuples (deque append/popleft are atomic in CPython)."""
+class DoneSignal:
+    """Wakes threads blocked in :meth:`JobHandle.wait` when a job ends; notifies only when someone sleeps."""
 
     def __init__(self) -> None:
-        self._q: deque[tuple[int, Any, Any]] = deque()
-        self.subscribers: list[tuple[Callable[[RuntimeEvent], Any], frozenset[str] | None]] = []
-        self.callback_errors = 0
+        self.condition = threading.Condition()
+        self._sleepers = 0
 
-    def post(self, kind: int, target: Any, payload: Any) -> None:
-        self._q.append((kind, target, payload))
+    def settle(self, handle: JobHandle, final: Job) -> None:
+        """Loop thread: publish ``final`` on ``handle`` and wake the waiters, if any."""
+        with self.condition:
+            handle.final = final
+            if self._sleepers:
+                self.condition.notify_all()
 
-    def notice(self, event: RuntimeEvent) -> None:
-        if self.subscribers:
-            self._q.append((NOTICE, None, event))
+    def sleep(self, handle: JobHandle, timeout: float | None) -> None:
+        with self.condition:
+            if handle.final is None:
+                self._sleepers += 1
+                try:
+                    self.condition.wait(timeout)
+                finally:
+                    self._sleepers -= 1
 
-    def call(self, fn: Callable[[], Any]) -> None:
-        """Run ``fn`` on the pumping thread at the next pump."""
-        self._q.append((CALL, None, fn))
 
-    def __len__(self) -> int:
-        return len(self._q)
+class HandleHost(Protocol):
+    """What a handle needs from the runtime (implemented by :class:`~runtime.core.Runtime`)."""
 
-    def pump(self, budget: float = 0.008) -> int:
-        """Deliver queued events on this thread for at most ``budget`` seconds; returns how many were taken."""
-        q = self._q
-        if not q:
-            return 0
-        end = time.perf_counter() + budget
-        popleft = q.popleft
-        progress: dict[JobHandle, None] = {}
-        n = 0
-        try:
-            while q:
-                kind, target, payload = popleft()
-                n += 1
-                if kind == PROGRESS:
-                    progress[target] = None
-                    continue
-                if progress and target in progress:
-                    del progress[target]
-                    if kind != DONE:  # a final snapshot supersedes any progress before it
-                        target._deliver_progress()
-                if kind == DONE:
-                    target._deliver_done(payload)
-                elif kind == LOG:
-                    target._deliver_log(payload)
-                elif kind == TEXT:
-                    target._deliver_text(payload)
-                elif kind == NOTICE:
-                    self._deliver_notice(payload)
-                elif kind == CALL:
-                    self._guard(payload)
-                if not n & 31 and time.perf_counter() > end:
-                    break
-        except IndexError:  # another thread pumped the last event concurrently
-            pass
-        for target in progress:
-            target._deliver_progress()
-        return n
+    outbox: Outbox
 
-    def _deliver_notice(self, event: RuntimeEvent) -> None:
-        for cb, kinds in list(self.subscribers):
-            if kinds is None or event.kind in kinds:
-                self._guard(cb, event)
+    @property
+    def done_signal(self) -> DoneSignal: ...
 
-    def _guard(self, fn: Callable[..., Any], *args: Any) -> bool:
-        try:
-            fn(*args)
-            return True
-        except Exception:
-            self.callback_errors += 1
-            log.exception("a Movie Director callback failed")
-            return False
+    def cancel(self, job_id: str, reason: str = ...) -> None: ...
+    def forget(self, job_id: str) -> None: ...
+    def pump(self, budget: float | None = None) -> int: ...
+    def is_home_thread(self) -> bool: ...
+    def in_loop_thread(self) -> bool: ...
+    def loop_future(self, job_id: str) -> asyncio.Future[Job] | None: ...
 
 
 class JobHandle:
@@ -138,24 +80,27 @@ class JobHandle:
         "_delivered",
         "_done_cbs",
         "_error_cbs",
-        "_final",
         "_job",
-        "_live",
         "_log_cbs",
         "_progress_cbs",
         "_rt",
         "_text_cbs",
         "callback_errors",
+        "final",
         "id",
+        "placement_error",
     )
 
-    def __init__(self, runtime: Runtime, job: Job) -> None:
+    def __init__(self, runtime: HandleHost, job: Job) -> None:
+        """``job``: the job as submitted (a snapshot is taken now, before the loop owns it)."""
         self.id = job.id
         self._rt = runtime
-        self._live = job  # the loop's own object: only ever copied here, never changed
-        self._job: Job | None = None
-        self._final: Job | None = None  # set by the loop, under the runtime's done condition
+        self._job: Job = job.snapshot()
+        #: The final snapshot, set by the loop through :meth:`DoneSignal.settle` (read by non-pumping waiters).
+        self.final: Job | None = None
         self._delivered = False
+        #: Why the finished job's result could not be placed in Blender ("" when it was, or nothing was asked).
+        self.placement_error = ""
         # Callback lists start as shared empty tuples: most handles never get most kinds of callback.
         self._progress_cbs: Sequence[JobCallback] = ()
         self._complete_cbs: Sequence[JobCallback] = ()
@@ -171,11 +116,8 @@ class JobHandle:
 
     # --- reading ---------------------------------------------------------------------------------------------
     def status(self) -> Job:
-        """The newest snapshot this thread has received (pumped)."""
-        job = self._job
-        if job is None:
-            job = self._job = self._live.snapshot()
-        return job
+        """The newest snapshot this thread has received (pumped); frozen."""
+        return self._job
 
     @property
     def done(self) -> bool:
@@ -212,28 +154,29 @@ class JobHandle:
     def _replay(self, cb: JobCallback, applies: Callable[[Job], bool]) -> JobHandle:
         """A final callback added after the end still runs, once, at the next pump."""
         job = self._job
-        if self._delivered and job is not None and applies(job):
+        if self._delivered and applies(job):
             self._rt.outbox.call(lambda: cb(job))
         return self
 
-    # --- delivery (pumping thread) ----------------------------------------------------------------------------
-    def _deliver_progress(self) -> None:
+    # --- delivery (pumping thread; called by the outbox) ----------------------------------------------------------
+    def deliver_progress(self, job: Job) -> None:
         if self._delivered:
             return
-        job = self._job = self._live.snapshot()
+        self._job = job
         for cb in self._progress_cbs:
             self._call(cb, job)
 
-    def _deliver_log(self, line: str) -> None:
-        job = self.status() if self._delivered else self._live.snapshot()
-        self._job = job
+    def deliver_log(self, job: Job, line: str) -> None:
+        if not self._delivered:
+            self._job = job
+        job = self._job
         for cb in self._log_cbs:
             try:
                 cb(job, line)
             except Exception as exc:
                 self._failed_callback(cb, exc)
 
-    def _deliver_text(self, delta: str) -> None:
+    def deliver_text(self, delta: str) -> None:
         job = self.status()
         for cb in self._text_cbs:
             try:
@@ -241,7 +184,7 @@ class JobHandle:
             except Exception as exc:
                 self._failed_callback(cb, exc)
 
-    def _deliver_done(self, job: Job) -> None:
+    def deliver_done(self, job: Job) -> None:
         self._job = job
         self._delivered = True
         cbs = self._complete_cbs if job.state is JobState.SUCCEEDED else self._error_cbs
@@ -260,8 +203,16 @@ class JobHandle:
         name = getattr(cb, "__qualname__", repr(cb))
         message = f"callback {name} failed: {type(exc).__name__}: {exc}"
         log.error("job %s: %s", self.id, message, exc_info=exc)
+        self.report_problem(message)
+
+    def report_problem(self, message: str, *, placement: bool = False) -> None:
+        """Record a home-side failure on the job (a callback, or placing its result): in ``callback_errors``, on the
+        job's log and, for a placement, in :attr:`placement_error` (the sidebar shows it)."""
         self.callback_errors.append(message)
-        self.status().log.append(message)
+        if placement:
+            self.placement_error = message
+        job = self._job
+        self._job = job.with_log_line(message) if isinstance(job, JobSnapshot) else job
 
     # --- waiting ----------------------------------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Job:
@@ -272,25 +223,23 @@ class JobHandle:
         never from inside the loop (``await handle`` there instead).
         """
         rt = self._rt
-        if rt.loop_thread.in_loop_thread():
+        if rt.in_loop_thread():
             raise RuntimeError("JobHandle.wait() would block the loop; use `await handle` inside the loop")
         end = None if timeout is None else time.monotonic() + timeout
         pumping = rt.is_home_thread()
-        cond = rt.done_condition
+        signal = rt.done_signal
         while True:
             if pumping:
                 rt.pump()
                 if self._delivered:
                     return self.status()
-            elif self._final is not None:
-                return self._final
+            elif self.final is not None:
+                return self.final
             remaining = None if end is None else end - time.monotonic()
             if remaining is not None and remaining <= 0:
                 raise RequestTimeoutError(f"job {self.id} did not finish within {timeout} s")
             step = 0.05 if remaining is None else min(remaining, 0.05)
-            with cond:
-                if self._final is None:
-                    cond.wait(step if pumping else remaining)
+            signal.sleep(self, step if pumping else remaining)
 
     def result(self, timeout: float | None = None) -> JobOutputs:
         """Wait, then return the outputs or raise JobFailedError / JobCancelledError with the job's message."""
@@ -306,7 +255,14 @@ class JobHandle:
 
     def __await__(self) -> Any:
         """Inside the loop: ``job = await handle`` waits for the terminal state without blocking the loop."""
-        return self._rt._loop_future(self).__await__()
+        fut = self._rt.loop_future(self.id)
+        if fut is None:
+            fut = asyncio.get_running_loop().create_future()
+            if self.final is not None:
+                fut.set_result(self.final)
+            else:
+                fut.set_exception(RuntimeError("the job is not known to this loop"))
+        return fut.__await__()
 
     # --- control ----------------------------------------------------------------------------------------------
     def cancel(self) -> None:

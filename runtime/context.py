@@ -1,27 +1,39 @@
 """What a backend client may do to the job it runs: report progress, log lines, mark it running.
 
-Plain Python: this module never imports bpy. A :class:`JobContext` lives on the loop thread; every report is posted to
-the outbox, where the pump coalesces progress to the newest per job.
+Plain Python: this module never imports bpy. A :class:`JobContext` lives on the loop thread and calls the engine only
+through the public :class:`JobHost` interface; every report is posted to the outbox as a frozen snapshot, where the
+pump coalesces progress to the newest per job. Text a server sends (log lines, progress messages) is scrubbed of
+registered secrets before it reaches the job, its callbacks or the journal.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from . import bridge
+from .errors import redact
 from .jobs import Job, JobState, Progress
-
-if TYPE_CHECKING:
-    from .core import Runtime, _Record
+from .outbox import Logged, Message, Progressed, Streamed
+from .record import JobRecord
 
 #: Progress stops short of 1.0 until the job has its outputs: a full bar means the files are there.
 MAX_RUNNING_FRACTION = 0.99
+#: Log lines kept on a running job.
+KEEP_LOG = 500
+
+
+class JobHost(Protocol):
+    """The engine's side of a job context (implemented by :class:`~runtime.engine.Engine`)."""
+
+    def job_folder(self, record: JobRecord) -> Path: ...
+    def move(self, record: JobRecord, state: JobState, note: str = "") -> None: ...
+    def post(self, message: Message) -> None: ...
+    def notice(self, kind: str, job: Job) -> None: ...
 
 
 class JobContext:
-    def __init__(self, runtime: Runtime, record: _Record) -> None:
-        self._rt = runtime
+    def __init__(self, host: JobHost, record: JobRecord) -> None:
+        self._host = host
         self._rec = record
 
     @property
@@ -30,17 +42,18 @@ class JobContext:
 
     @property
     def output_dir(self) -> Path:
-        """The folder this job's files go to (created on first use); nothing may be written outside it."""
-        path = self._rt.output_root / self.job.backend / self.job.id
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        """The folder this job's files go to (created once, on first use); nothing may be written outside it."""
+        return self._rec.output_dir or self._host.job_folder(self._rec)
+
+    def _changed(self) -> None:
+        self._host.post(Progressed(self._rec.handle, self._rec.job.snapshot()))
 
     def mark_running(self) -> None:
         job = self.job
         if job.state is JobState.SUBMITTED:
-            self._rt._move(self._rec, JobState.RUNNING)
-            self._rt.outbox.post(bridge.PROGRESS, self._rec.handle, None)
-            self._rt._notice("job_started", job)
+            self._host.move(self._rec, JobState.RUNNING)
+            self._changed()
+            self._host.notice("job_started", job)
 
     def mark_resubmitted(self, remote_id: str | None = None) -> None:
         """The server lost the job and it was sent again."""
@@ -48,8 +61,8 @@ class JobContext:
         if remote_id:
             job.remote_id = remote_id
         if job.state is JobState.RUNNING:
-            self._rt._move(self._rec, JobState.SUBMITTED, "resubmitted")
-        self._rt.outbox.post(bridge.PROGRESS, self._rec.handle, None)
+            self._host.move(self._rec, JobState.SUBMITTED, "resubmitted")
+        self._changed()
 
     def report_progress(
         self,
@@ -66,26 +79,29 @@ class JobContext:
         job = self.job
         old = job.progress
         values: dict[str, Any] = {
-            "stage": old.stage if stage is None else stage,
+            "stage": old.stage if stage is None else redact(stage),
             "fraction": old.fraction if fraction is None else min(max(fraction, 0.0), MAX_RUNNING_FRACTION),
-            "message": old.message if message is None else message,
+            "message": old.message if message is None else redact(message),
             "step": old.step if step is None else step,
             "total": old.total if total is None else total,
             "eta_s": eta_s,
             "preview": old.preview if preview is None else preview,
             "preview_media_type": old.preview_media_type if preview is None else preview_media_type,
         }
+        if values["fraction"] != values["fraction"]:  # NaN from a broken server: keep the last good value
+            values["fraction"] = old.fraction
         job.progress = Progress.model_construct(**values)
-        self._rt.outbox.post(bridge.PROGRESS, self._rec.handle, None)
+        self._changed()
 
     def log(self, line: str) -> None:
-        """A server log line: kept on the job and handed to ``on_log`` callbacks."""
+        """A server log line: scrubbed, kept on the job and handed to ``on_log`` callbacks."""
+        line = redact(line)
         job = self.job
         job.log.append(line)
-        if len(job.log) > 500:
-            del job.log[:-500]
-        self._rt.outbox.post(bridge.LOG, self._rec.handle, line)
+        if len(job.log) > KEEP_LOG:
+            del job.log[:-KEEP_LOG]
+        self._host.post(Logged(self._rec.handle, job.snapshot(), line))
 
     def emit_text(self, delta: str) -> None:
         """A piece of streamed text (an LLM token): delivered to ``on_text`` callbacks in order, never coalesced."""
-        self._rt.outbox.post(bridge.TEXT, self._rec.handle, delta)
+        self._host.post(Streamed(self._rec.handle, delta))

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from .errors import MovieDirectorError
+from .placement import Placement
 
 
 class JobState(StrEnum):
@@ -118,6 +119,7 @@ class Job(BaseModel):
     error: JobError | None = None
     remote_id: str | None = None
     server: str | None = None
+    placement: Placement | None = None
     log: list[str] = Field(default_factory=list)
     created_at: float = Field(default_factory=time.time)
     submitted_at: float | None = None
@@ -140,9 +142,32 @@ class Job(BaseModel):
             self.finished_at = now
 
     def snapshot(self) -> Job:
-        """An independent copy that other threads may read while the loop keeps mutating the original."""
-        return self.model_copy(update={"log": list(self.log[-50:])})
+        """A frozen copy (:class:`JobSnapshot`) that other threads may read while the loop keeps mutating this one.
+
+        A shallow copy: every field the loop changes is replaced, never mutated in place (progress, outputs and error
+        are frozen models; the log is copied)."""
+        snap = JobSnapshot.__new__(JobSnapshot)
+        values = dict(self.__dict__)
+        values["log"] = self.log[-50:]
+        object.__setattr__(snap, "__dict__", values)
+        object.__setattr__(snap, "__pydantic_fields_set__", set(self.__pydantic_fields_set__))
+        object.__setattr__(snap, "__pydantic_extra__", None)
+        object.__setattr__(snap, "__pydantic_private__", None)
+        return snap
 
     @property
     def done(self) -> bool:
         return self.state.terminal
+
+
+class JobSnapshot(Job):
+    """A job as it was at one moment: what crosses the thread line. Frozen: assigning a field raises."""
+
+    model_config = ConfigDict(frozen=True)
+
+    def snapshot(self) -> Job:
+        return self
+
+    def with_log_line(self, line: str) -> Job:
+        """A copy with one more log line (a callback failure, reported on the job)."""
+        return self.model_copy(update={"log": [*self.log, line]})

@@ -4,18 +4,23 @@ collects or fails each of them with a reason.
 
 Plain Python: this module never imports bpy. stdlib ``sqlite3`` in WAL mode (readers never block the writer; a crash
 loses at most the last transaction), used from the loop thread only (one connection, ``check_same_thread`` off
-because the runtime opens it on the home thread before the loop starts).
+because the runtime opens it on the home thread before the loop starts). A job's request is written once (in its own
+table); each state change writes only the small rest of the job. The connection opens on first use and
+:meth:`Journal.close` releases the files (the runtime closes it at stop). A journal that is not a readable database is
+moved aside by :func:`open_journal`, kept for inspection, and a fresh one started.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from .errors import redact
 from .jobs import Job, JobState
 
 _SCHEMA = """
@@ -35,6 +40,10 @@ CREATE TABLE IF NOT EXISTS transitions (
     note TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS transitions_job ON transitions(job_id);
+CREATE TABLE IF NOT EXISTS requests (
+    job_id TEXT PRIMARY KEY,
+    data TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS pipelines (
     id TEXT PRIMARY KEY,
     data TEXT NOT NULL,
@@ -46,11 +55,34 @@ CREATE TABLE IF NOT EXISTS pipelines (
 LIVE_STATES = (JobState.QUEUED.value, JobState.SUBMITTED.value, JobState.RUNNING.value)
 
 
+log = logging.getLogger(__name__)
+_EXCLUDE: Any = {"request": True, "progress": {"preview"}}
+
+
 def _job_json(job: Job, state: JobState) -> str:
-    data = job.model_dump(mode="json", exclude={"progress": {"preview"}})
+    data = job.model_dump(mode="json", exclude=_EXCLUDE)
     data["state"] = state.value
-    data["log"] = data.get("log", [])[-50:]
-    return json.dumps(data, separators=(",", ":"))
+    data["log"] = [redact(line) for line in data.get("log", [])[-50:]]
+    return redact(json.dumps(data, separators=(",", ":"), allow_nan=False))
+
+
+def open_journal(path: str | Path) -> Journal:
+    """The journal at ``path``; one that is not a readable database is moved aside (``<name>.corrupt-<time>``, with
+    its -wal/-shm files), said once in the log, and a fresh one started."""
+    path = Path(path)
+    try:
+        journal = Journal(path)
+        journal.check()
+        return journal
+    except sqlite3.DatabaseError as exc:
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            part = Path(f"{path}{suffix}")
+            if part.exists():
+                part.replace(Path(f"{aside}{suffix}"))
+        log.warning("the job journal %s could not be read (%s); it was moved to %s and a new one started", path, exc,
+                    aside)  # fmt: skip
+        return Journal(path)
 
 
 class Journal:
@@ -58,52 +90,88 @@ class Journal:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=5.0)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._conn: sqlite3.Connection | None = None
+        self._connect()
 
-    def record(self, job: Job, state: JobState | None = None, note: str = "") -> None:
-        """Write ``job`` as it will be in ``state`` (its current state by default), with a transition row."""
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(str(self.path), check_same_thread=False, isolation_level=None, timeout=5.0)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        self._conn = db
+        return db
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        return self._conn or self._connect()
+
+    def check(self) -> None:
+        """Raise ``sqlite3.DatabaseError`` unless the file is a sound database (a quick page check)."""
+        with self._lock:
+            row = self._db.execute("PRAGMA quick_check(1)").fetchone()
+        if not row or row[0] != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {row[0] if row else 'no answer'}")
+
+    def record(self, job: Job, state: JobState | None = None, note: str = "", *, request: bool = True) -> None:
+        """Write ``job`` as it will be in ``state`` (its current state by default), with a transition row; its
+        request too when ``request`` (the first time, or after it was replaced). Raises when it cannot be stored."""
         state = state or job.state
         now = time.time()
+        data = _job_json(job, state)
+        request_json = redact(json.dumps(job.request, separators=(",", ":"), allow_nan=False)) if request else None
         with self._lock:
-            self._db.execute("BEGIN")
+            db = self._db
+            db.execute("BEGIN")
             try:
-                self._db.execute(
+                if request_json is not None:
+                    db.execute(
+                        "INSERT INTO requests(job_id, data) VALUES (?, ?) "
+                        "ON CONFLICT(job_id) DO UPDATE SET data=excluded.data",
+                        (job.id, request_json),
+                    )
+                db.execute(
                     "INSERT INTO jobs(id, backend, kind, state, data, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
                     "ON CONFLICT(id) DO UPDATE SET state=excluded.state, data=excluded.data, "
                     "updated_at=excluded.updated_at",
-                    (job.id, job.backend, job.kind, state.value, _job_json(job, state), now),
+                    (job.id, job.backend, job.kind, state.value, data, now),
                 )
-                self._db.execute(
+                db.execute(
                     "INSERT INTO transitions(job_id, state, at, note) VALUES (?, ?, ?, ?)",
                     (job.id, state.value, now, note),
                 )
-                self._db.execute("COMMIT")
+                db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
                 raise
 
     def unfinished(self) -> list[Job]:
         """Jobs that were queued, submitted or running when the journal was last written, oldest first."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT data FROM jobs WHERE state IN ({','.join('?' * len(LIVE_STATES))}) ORDER BY rowid",
+                "SELECT jobs.data, requests.data FROM jobs LEFT JOIN requests ON requests.job_id = jobs.id "
+                f"WHERE state IN ({','.join('?' * len(LIVE_STATES))}) ORDER BY jobs.rowid",
                 LIVE_STATES,
             ).fetchall()
         jobs = []
-        for (data,) in rows:
+        for data, request in rows:
             try:
-                jobs.append(Job.model_validate_json(data))
+                jobs.append(_load(data, request))
             except ValueError:  # a row written by a newer or broken version: leave it, never crash start-up
                 continue
         return jobs
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:
-            row = self._db.execute("SELECT data FROM jobs WHERE id=?", (job_id,)).fetchone()
-        return Job.model_validate_json(row[0]) if row else None
+            row = self._db.execute(
+                "SELECT jobs.data, requests.data FROM jobs LEFT JOIN requests ON requests.job_id = jobs.id "
+                "WHERE jobs.id=?",
+                (job_id,),
+            ).fetchone()
+        return _load(row[0], row[1]) if row else None
 
     def history(self, job_id: str) -> list[tuple[str, float, str]]:
         """The recorded state changes of one job: (state, time, note)."""
@@ -127,6 +195,7 @@ class Journal:
                 part = ids[chunk : chunk + 500]
                 marks = ",".join("?" * len(part))
                 self._db.execute(f"DELETE FROM transitions WHERE job_id IN ({marks})", part)
+                self._db.execute(f"DELETE FROM requests WHERE job_id IN ({marks})", part)
                 self._db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
         return len(ids)
 
@@ -149,5 +218,16 @@ class Journal:
             return dict(self._db.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
 
     def close(self) -> None:
+        """Release the database files (the next use opens them again)."""
         with self._lock:
-            self._db.close()
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+
+def _load(data: str, request: str | None) -> Job:
+    """A job from its row; rows of older versions carry the request inside ``data``."""
+    values = json.loads(data)
+    if request is not None:
+        values["request"] = json.loads(request)
+    return Job.model_validate(values)

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pydantic import BaseModel, Field
 
@@ -26,8 +26,11 @@ from .errors import InvalidRequestError, RequestTimeoutError
 from .jobs import Job, JobOutputs, JobState
 
 if TYPE_CHECKING:
+    import asyncio
+
     from .bridge import JobHandle
-    from .core import Runtime
+    from .journal import Journal
+    from .outbox import Outbox
 
 log = logging.getLogger(__name__)
 
@@ -144,13 +147,34 @@ def check_acyclic(stages: Iterable[Stage]) -> None:
         visit(node, [])
 
 
+class StageHost(Protocol):
+    """What a pipeline run needs from the loop side (implemented by :class:`~runtime.engine.Engine`)."""
+
+    outbox: Outbox
+    journal: Journal | None
+    resumable_stop: bool
+
+    def adopt(self, job: Job) -> JobHandle: ...
+    def wait_for(self, job_id: str) -> asyncio.Future[Job] | None: ...
+    def cancel(self, job_id: str, reason: str) -> None: ...
+
+
+class PipelineHost(Protocol):
+    """What a pipeline handle needs from the front (implemented by :class:`~runtime.core.Runtime`)."""
+
+    def pump(self, budget: float | None = None) -> int: ...
+    def handle(self, job_id: str) -> JobHandle | None: ...
+    def on_loop(self, fn: Callable[[], Any]) -> None: ...
+
+
 class PipelineRun:
     """The loop-side driver of one pipeline."""
 
-    def __init__(self, runtime: Runtime, spec: PipelineSpec, handle: PipelineHandle) -> None:
-        self.rt = runtime
+    def __init__(self, host: StageHost, spec: PipelineSpec, handle: PipelineHandle) -> None:
+        self.rt = host
         self.spec = spec
         self.handle = handle
+        self.generation = handle.generation
         self.stages = {s.id: s for s in spec.stages}
         self._jobs: dict[str, str] = {}  # job id -> stage id
         self._stopped = False
@@ -185,7 +209,8 @@ class PipelineRun:
         self.persist()
         self.publish()
         if all(s.state.terminal for s in self.stages.values()):
-            self.handle._settle(self.snapshot())
+            snap, generation, handle = self.snapshot(), self.generation, self.handle
+            self.rt.outbox.call(lambda: handle.settle(snap, generation))
 
     def _start(self, stage: Stage) -> None:
         try:
@@ -198,19 +223,21 @@ class PipelineRun:
             self._end(stage, StageState.FAILED, str(exc))
             return
         job = Job(backend=stage.backend, kind=stage.kind, request=request, priority=stage.priority)
-        job_handle = self.rt._adopt(job)
+        self.rt.adopt(job)
         stage.state, stage.job_id, stage.error = StageState.RUNNING, job.id, ""
         stage.started_at, stage.finished_at = time.time(), None
         self._jobs[job.id] = stage.id
-        self._watch(stage, job_handle)
+        self._watch(stage, job.id)
 
-    def _watch(self, stage: Stage, job_handle: JobHandle) -> None:
-        rec = self.rt._records[job_handle.id]
-        fut = self.rt._wait_record(rec)
-        fut.add_done_callback(lambda f: self._job_done(stage.id, job_handle.id, f.result()))
+    def _watch(self, stage: Stage, job_id: str) -> bool:
+        fut = self.rt.wait_for(job_id)
+        if fut is None:
+            return False
+        fut.add_done_callback(lambda f: self._job_done(stage.id, job_id, f.result()))
+        return True
 
     def _job_done(self, stage_id: str, job_id: str, job: Job) -> None:
-        if self.rt._resumable_stop:
+        if self.rt.resumable_stop:
             return  # Blender is quitting: the journal keeps the stage running, to be resumed
         stage = self.stages.get(stage_id)
         if stage is None or stage.job_id != job_id or stage.state is not StageState.RUNNING:
@@ -253,7 +280,7 @@ class PipelineRun:
             if other.state.terminal:
                 continue
             if other.state is StageState.RUNNING and other.job_id:
-                self.rt._cancel(other.job_id, f"Cancelled because stage {stage.id} {state.value}")
+                self.rt.cancel(other.job_id, f"Cancelled because stage {stage.id} {state.value}")
             other.state = StageState.CANCELLED if state is StageState.CANCELLED else StageState.FAILED
             other.error = f"stage {stage.id} {state.value}"
             other.finished_at = time.time()
@@ -264,10 +291,8 @@ class PipelineRun:
         for stage in self.stages.values():
             if stage.state is not StageState.RUNNING or not stage.job_id:
                 continue
-            rec = self.rt._records.get(stage.job_id)
-            if rec is not None:
+            if self._watch(stage, stage.job_id):
                 self._jobs[stage.job_id] = stage.id
-                self._watch(stage, rec.handle)
                 continue
             job = self.rt.journal.get(stage.job_id) if self.rt.journal is not None else None
             if job is not None and job.state.terminal:
@@ -283,24 +308,29 @@ class PipelineRun:
             if stage.state.terminal:
                 continue
             if stage.state is StageState.RUNNING and stage.job_id:
-                self.rt._cancel(stage.job_id, "Cancelled by the user")  # its watcher settles the stage
+                self.rt.cancel(stage.job_id, "Cancelled by the user")  # its watcher settles the stage
             else:
                 self._end(stage, StageState.CANCELLED, "cancelled by the user")
         self.advance()
 
-    def rerun(self, stage_id: str, *, keep_take: bool) -> None:
+    def rerun(self, stage_id: str, *, keep_take: bool, generation: int) -> None:
         """Retry (a failed or cancelled stage) or regenerate (a finished one): it and everything downstream run
-        again; a regenerated stage's earlier result becomes a take."""
-        stage = self.stages[stage_id]
+        again; a regenerated stage's earlier result becomes a take. ``generation``: the handle's count of reruns
+        asked for, so that a settle from before this rerun is ignored by the waiting caller."""
+        self.generation = max(self.generation, generation)
+        stage = self.stages.get(stage_id)
+        if stage is None:
+            log.warning("pipeline %s has no stage %s", self.spec.id, stage_id)
+            self.advance()
+            return
         for s in [stage, *self.dependants(stage_id)]:
             if s.state is StageState.RUNNING and s.job_id:
-                self.rt._cancel(s.job_id, "Superseded: the stage is run again")
+                self.rt.cancel(s.job_id, "Superseded: the stage is run again")
             if keep_take and s is stage and s.outputs is not None:
                 s.takes.append(s.outputs)
             s.state, s.error, s.job_id = StageState.PENDING, "", None
             if s is not stage:
                 s.outputs = None
-        self.handle._unsettle()
         self.advance()
 
     # --- views ------------------------------------------------------------------------------------------------------
@@ -308,8 +338,8 @@ class PipelineRun:
         return self.spec.model_copy(deep=True)
 
     def publish(self) -> None:
-        snap = self.snapshot()
-        self.rt.outbox.call(lambda: self.handle._deliver(snap))
+        snap, handle = self.snapshot(), self.handle
+        self.rt.outbox.call(lambda: handle.deliver(snap))
 
     def persist(self) -> None:
         if self.rt.journal is not None:
@@ -320,9 +350,11 @@ class PipelineRun:
 class PipelineHandle:
     """What the caller holds (home thread): the latest snapshot, waiting, and per-stage control."""
 
-    def __init__(self, runtime: Runtime, spec: PipelineSpec) -> None:
+    def __init__(self, runtime: PipelineHost, spec: PipelineSpec) -> None:
         self.id = spec.id
         self._rt = runtime
+        #: Reruns asked for from this side; a settle of an older generation does not end a wait.
+        self.generation = 0
         self._spec = spec
         self._done = threading.Event()
         self._callbacks: list[Callable[[PipelineSpec], Any]] = []
@@ -341,10 +373,14 @@ class PipelineHandle:
         return self
 
     def stage(self, stage_id: str) -> Stage:
+        """The stage ``stage_id`` of the latest snapshot; ``KeyError`` naming the stages that exist."""
         for s in self._spec.stages:
             if s.id == stage_id:
                 return s
-        raise KeyError(stage_id)
+        raise KeyError(f"pipeline {self.id[:8]} has no stage {stage_id!r}; its stages: {self._stage_names()}")
+
+    def _stage_names(self) -> str:
+        return ", ".join(s.id for s in self._spec.stages) or "none yet"
 
     def progress(self) -> float:
         stages = self._spec.stages
@@ -370,23 +406,35 @@ class PipelineHandle:
             self._done.wait(0.02)
 
     def cancel(self, stage_id: str | None = None) -> None:
+        """Cancel one stage (and what depends on it), or the whole pipeline. An unknown stage raises ``KeyError``."""
+        if stage_id is not None:
+            self.stage(stage_id)
         self._call(lambda run: run.cancel(stage_id))
 
     def retry(self, stage_id: str) -> None:
-        self._call(lambda run: run.rerun(stage_id, keep_take=False))
+        """Run a failed or cancelled stage again; :meth:`wait` then waits for the new attempt."""
+        self._rerun(stage_id, keep_take=False)
 
     def regenerate(self, stage_id: str) -> None:
-        self._call(lambda run: run.rerun(stage_id, keep_take=True))
+        """Make a new take of a stage (the old one is kept); :meth:`wait` then waits for the new take."""
+        self._rerun(stage_id, keep_take=True)
+
+    def _rerun(self, stage_id: str, *, keep_take: bool) -> None:
+        self.stage(stage_id)
+        self.generation += 1
+        self._done.clear()
+        generation = self.generation
+        self._call(lambda run: run.rerun(stage_id, keep_take=keep_take, generation=generation))
 
     def _call(self, fn: Callable[[PipelineRun], None]) -> None:
         def go() -> None:
             if self.run is not None:
                 fn(self.run)
 
-        self._rt.loop_thread.call_soon(go)
+        self._rt.on_loop(go)
 
     # pumping thread
-    def _deliver(self, spec: PipelineSpec) -> None:
+    def deliver(self, spec: PipelineSpec) -> None:
         self._spec = spec
         for cb in list(self._callbacks):
             try:
@@ -394,13 +442,8 @@ class PipelineHandle:
             except Exception:
                 log.exception("a pipeline callback failed")
 
-    # loop thread
-    def _settle(self, spec: PipelineSpec) -> None:
-        def settle() -> None:
-            self._spec = spec
+    def settle(self, spec: PipelineSpec, generation: int) -> None:
+        """Every stage is terminal (as of rerun ``generation``): a wait may return, unless a newer rerun was asked."""
+        self._spec = spec
+        if generation >= self.generation:
             self._done.set()
-
-        self._rt.outbox.call(settle)
-
-    def _unsettle(self) -> None:
-        self._done.clear()

@@ -31,7 +31,8 @@ ensure_importable()
 from movie_director.clients import local  # noqa: E402
 from movie_director.clients.scratch import scratch_dir  # noqa: E402
 from movie_director.runtime import BackendConfig, Job, JobState, Runtime  # noqa: E402
-from movie_director.runtime.bridge import DONE, JobHandle  # noqa: E402
+from movie_director.runtime.bridge import JobHandle  # noqa: E402
+from movie_director.runtime.outbox import Finished  # noqa: E402
 
 
 def p50(samples: list[float]) -> float:
@@ -76,9 +77,9 @@ def bench_pump(events: int = 10_000, repeats: int = 7) -> dict[str, float]:
             job = Job(id=f"job-{i}", backend="local", kind="noop", state=JobState.SUCCEEDED)
             handle = JobHandle(rt, job)
             handle.on_complete(lambda job: None)
-            handles.append((handle, job))
+            handles.append((handle, job.snapshot()))
         for handle, job in handles:
-            rt.outbox.post(DONE, handle, job)
+            rt.outbox.post(Finished(handle, job))
         t0 = time.perf_counter()
         n = 0
         while len(rt.outbox):

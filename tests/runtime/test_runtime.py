@@ -10,7 +10,8 @@ import time
 import pytest
 from movie_director.clients import local
 from movie_director.runtime import BackendConfig, JobSpec, JobState, Runtime
-from movie_director.runtime.bridge import DONE, PROGRESS, JobHandle
+from movie_director.runtime.bridge import JobHandle
+from movie_director.runtime.outbox import Finished, Progressed
 from movie_director.runtime.errors import JobCancelledError, JobFailedError, RequestTimeoutError
 from movie_director.runtime.jobs import Job
 from movie_director.runtime.loop import THREAD_NAME
@@ -111,13 +112,13 @@ def test_pump_keeps_only_the_newest_progress_per_job(rt: Runtime) -> None:
     handle.on_done(lambda j: order.append("done"))
     for i in range(1, 6):
         job.progress = job.progress.model_copy(update={"fraction": i / 10})
-        rt.outbox.post(PROGRESS, handle, None)
+        rt.outbox.post(Progressed(handle, job.snapshot()))
     assert rt.pump() == 5
     assert fractions == [0.5] and order == ["progress"]
     job.progress = job.progress.model_copy(update={"fraction": 0.7})
-    rt.outbox.post(PROGRESS, handle, None)
+    rt.outbox.post(Progressed(handle, job.snapshot()))
     job.state = JobState.SUCCEEDED
-    rt.outbox.post(DONE, handle, job.snapshot())
+    rt.outbox.post(Finished(handle, job.snapshot()))
     rt.pump()
     assert order == ["progress", "done"]  # the final snapshot superseded the stale progress event
     assert handle.status().state is JobState.SUCCEEDED
@@ -145,7 +146,7 @@ def test_pump_respects_its_time_budget(rt: Runtime) -> None:
         job = Job(backend="local", kind="noop", state=JobState.SUCCEEDED)
         h = JobHandle(rt, job)
         h.on_done(slow)
-        rt.outbox.post(DONE, h, job)
+        rt.outbox.post(Finished(h, job.snapshot()))
         handles.append(h)
     taken = rt.pump(budget=0.01)
     # The clock is read every 32 events: 32 callbacks of 2 ms are past a 10 ms budget, so the pump stops there

@@ -1,0 +1,462 @@
+"""The loop side of the runtime: job records, the scheduler, running, finishing, parking and journal writes.
+
+Plain Python: this module never imports bpy. Every method here runs on the loop thread (or before the loop starts);
+the home-thread front (:class:`~runtime.core.Runtime`) reaches it only through ``loop_thread.call_soon``/``submit``,
+and the engine answers only through the outbox, with frozen snapshots. A failure while recording a state change
+(an unserialisable value, a full disk) fails the job with a message and releases its slot: no job is stranded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from .backend import BackendClient, BackendConfig, HealthInfo, NetworkPolicy
+from .bridge import DoneSignal, HandleHost, JobHandle
+from .cache import TtlCache
+from .context import JobContext
+from .errors import BackendUnavailableError, InvalidRequestError, JobCancelledError, MovieDirectorError, redact
+from .jobs import Job, JobError, JobOutputs, JobState
+from .journal import Journal
+from .outbox import Finished, Message, Outbox, Progressed, RuntimeEvent
+from .pipeline import PipelineHandle, PipelineRun, PipelineSpec
+from .record import JobRecord
+from .scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+ClientFactory = Callable[[BackendConfig, NetworkPolicy], BackendClient]
+
+#: How long a cancelled job's "please stop" request to its server may take before we give up on it.
+REMOTE_CANCEL_TIMEOUT = 5.0
+STOPPED = "Movie Director stopped before the job finished"
+#: Finished jobs kept in the job list (the sidebar's) before the oldest are forgotten.
+KEEP_FINISHED = 100
+
+
+class Engine:
+    """Owns everything that changes while jobs run. Loop thread only."""
+
+    def __init__(
+        self,
+        host: HandleHost,
+        *,
+        outbox: Outbox,
+        network: NetworkPolicy,
+        output_root: Path,
+        journal: Journal | None,
+        offline_wait: float,
+        cache: TtlCache,
+        adopted: Callable[[JobHandle], None],
+    ) -> None:
+        self.host = host
+        self.outbox = outbox
+        self.network = network
+        self.output_root = output_root
+        self.journal = journal
+        self.offline_wait = offline_wait
+        self.cache = cache
+        self.done_signal = DoneSignal()
+        self.factories: dict[str, ClientFactory] = {}
+        self.configs: dict[str, BackendConfig] = {}
+        self.backend_states: dict[str, tuple[str, str]] = {}
+        #: Set while Blender quits with a journal: unfinished jobs stay as they were, to be resumed.
+        self.resumable_stop = False
+        self._adopted = adopted
+        self._clients: dict[str, BackendClient] = {}
+        self._records: dict[str, JobRecord] = {}
+        self.scheduler = Scheduler(self._start_record)
+        self._waiting: dict[str, list[JobRecord]] = {}
+        self._probes: dict[str, asyncio.Task[None]] = {}
+
+    def reset(self) -> None:
+        """After the loop stopped: forget clients, the queue and the parked jobs (records stay for late waiters)."""
+        self._clients.clear()
+        self.scheduler = Scheduler(self._start_record)
+        self._waiting.clear()
+        self._probes.clear()
+
+    # --- clients --------------------------------------------------------------------------------------------------
+    def client(self, name: str) -> BackendClient:
+        """The backend's client; built on first use."""
+        client = self._clients.get(name)
+        if client is None:
+            if name not in self.factories:
+                raise InvalidRequestError(f"Unknown backend {name!r}", hint="Register it with register_backend().")
+            client = self._clients[name] = self.factories[name](self.configs[name], self.network)
+
+            def report(state: str, message: str = "", backend: str = name) -> None:
+                self.set_backend_state(backend, state, message)
+
+            client.report_state = report
+            client.cache = self.cache
+        return client
+
+    def reconfigure(self, config: BackendConfig) -> None:
+        self.scheduler.set_limit(config.name, config.concurrency)
+        old = self._clients.pop(config.name, None)
+        if old is not None:
+            asyncio.get_running_loop().create_task(old.close())
+
+    async def close_clients(self) -> None:
+        """Close every client at once (a slow one cannot starve the others); the loop's stop bounds the time and
+        cancels what is left."""
+        clients, self._clients = list(self._clients.values()), {}
+
+        async def close(client: BackendClient) -> None:
+            try:
+                await client.close()
+            except Exception:
+                log.exception("closing %s failed", client.name)
+
+        tasks = [asyncio.ensure_future(close(c)) for c in clients]
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    def set_backend_state(self, name: str, state: str, message: str = "") -> None:
+        """Record a backend's connection state (any thread) and tell subscribers when it changed."""
+        message = redact(message)
+        if self.backend_states.get(name) == (state, message):
+            return
+        self.backend_states[name] = (state, message)
+        self.outbox.notice(RuntimeEvent("backend_state", backend=name, state=state, message=message))
+
+    async def health(self, name: str, timeout: float) -> HealthInfo:
+        self.set_backend_state(name, "connecting")
+        try:
+            async with asyncio.timeout(timeout):
+                info = await self.client(name).health()
+        except TimeoutError:
+            info = HealthInfo(ok=False, message=f"no answer within {timeout:.0f} s")
+        except MovieDirectorError as exc:
+            info = HealthInfo(ok=False, message=str(exc))
+        except Exception as exc:  # a broken client must still answer "not connected", never hang the button
+            log.exception("health check of %s crashed", name)
+            info = HealthInfo(ok=False, message=f"{type(exc).__name__}: {exc}")
+        self.set_backend_state(name, "connected" if info.ok else "disconnected", info.message)
+        return info
+
+    # --- queueing -------------------------------------------------------------------------------------------------
+    def enqueue(self, job: Job, handle: JobHandle, resume: bool = False) -> None:
+        rec = self.register(job, handle, resume)
+        if rec is not None:
+            self.schedule(rec)
+
+    def register(self, job: Job, handle: JobHandle, resume: bool = False) -> JobRecord | None:
+        """Know a job (and journal a new one) without queueing it yet; None if it ended at once (journal refused)."""
+        rec = JobRecord(job=job, handle=handle, resume=resume)
+        self._records[job.id] = rec
+        if not resume and not self._journal(rec, note="queued"):
+            return None
+        return rec
+
+    async def run_batch(self, items: list[tuple[Job, JobHandle]], parallel: bool, stop_on_error: bool) -> None:
+        """Queue a batch: all at once, or each when the one before it ended; ``stop_on_error`` cancels the rest."""
+        recs = [r for job, handle in items if (r := self.register(job, handle)) is not None]
+
+        def stop_rest(failed: Job) -> None:
+            for other in recs:
+                self.cancel(other.job.id, f"Cancelled because job {failed.id[:8]} of its batch did not succeed")
+
+        if not parallel:
+            for rec in recs:
+                self.schedule(rec)
+                final = await self._future(rec)
+                if stop_on_error and final.state is not JobState.SUCCEEDED:
+                    return stop_rest(final)
+            return None
+        for rec in recs:
+            self.schedule(rec)
+        pending = {self._future(rec) for rec in recs}
+        while pending and stop_on_error:
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for fut in done:
+                if fut.result().state is not JobState.SUCCEEDED:
+                    return stop_rest(fut.result())
+        return None
+
+    def adopt(self, job: Job) -> JobHandle:
+        """Queue a job created on the loop thread (a pipeline stage); its handle joins the job list."""
+        handle = JobHandle(self.host, job)
+        self._adopted(handle)
+        self.enqueue(job, handle)
+        return handle
+
+    def schedule(self, rec: JobRecord) -> None:
+        job = rec.job
+        if job.done:
+            return
+        self.notice("job_queued", job)
+        self.scheduler.enqueue(job.backend, job.id, job.priority, rec)
+
+    def _start_record(self, rec: JobRecord) -> None:
+        rec.holds_slot = True
+        rec.task = asyncio.get_running_loop().create_task(self._run(rec), name=f"job-{rec.job.id[:8]}")
+
+    def _release(self, rec: JobRecord) -> None:
+        if rec.holds_slot:
+            rec.holds_slot = False
+            self.scheduler.finished(rec.job.backend, rec.job.id)
+
+    def record_of(self, job_id: str) -> JobRecord | None:
+        return self._records.get(job_id)
+
+    # --- running --------------------------------------------------------------------------------------------------
+    def job_folder(self, rec: JobRecord) -> Path:
+        """The job's output folder, made once (``JobContext.output_dir``)."""
+        path = self.output_root / rec.job.backend / rec.job.id
+        path.mkdir(parents=True, exist_ok=True)
+        rec.output_dir = path
+        return path
+
+    def post(self, message: Message) -> None:
+        self.outbox.post(message)
+
+    async def _run(self, rec: JobRecord) -> None:
+        rec.started = True
+        job = rec.job
+        ctx = JobContext(self, rec)
+        client: BackendClient | None = None
+        try:
+            client = self.client(job.backend)
+            if rec.resume:
+                outputs = await client.resume(job, ctx)
+            else:
+                try:
+                    job.remote_id = await client.submit(job, ctx) or job.remote_id
+                except BackendUnavailableError as exc:
+                    if self.offline_wait > 0 and job.state is JobState.QUEUED and rec.cancel_reason is None:
+                        self._park(rec, exc)
+                        return
+                    raise
+                if job.state is JobState.QUEUED:
+                    self.move(rec, JobState.SUBMITTED)
+                    self.post(Progressed(rec.handle, job.snapshot()))
+                outputs = await client.get_result(job, ctx)
+            self.finish(rec, JobState.SUCCEEDED, outputs=outputs)
+        except asyncio.CancelledError:
+            reason = rec.cancel_reason or STOPPED
+            if client is not None and rec.cancel_reason is not None:
+                asyncio.get_running_loop().create_task(self._cancel_remote(client, job))
+            self.finish(rec, JobState.CANCELLED, error=JobError.from_exception(JobCancelledError(reason)))
+        except MovieDirectorError as exc:
+            log.info("job %s failed: %s", job.id, exc)
+            self.finish(rec, JobState.FAILED, error=JobError.from_exception(exc))
+        except Exception as exc:
+            log.exception("job %s crashed", job.id)
+            self.finish(rec, JobState.FAILED, error=JobError.from_exception(exc))
+
+    def move(self, rec: JobRecord, state: JobState, note: str = "") -> None:
+        """Change a job's state, writing it to the journal first (a crash in between loses nothing). A journal that
+        cannot take it raises :class:`JournalWriteError`, which ends the job through ``_run``'s handlers."""
+        if not (self.resumable_stop and state is JobState.CANCELLED):
+            self._write(rec, state, note)
+        rec.job.transition(state)
+
+    def _write(self, rec: JobRecord, state: JobState | None, note: str) -> None:
+        if self.journal is None:
+            return
+        request = rec.job.request
+        try:
+            self.journal.record(rec.job, state, note, request=request is not rec.journaled_request)
+        except Exception as exc:
+            raise JournalWriteError(
+                f"Could not record the job's state in the journal ({self.journal.path}): {type(exc).__name__}: {exc}",
+                backend=rec.job.backend,
+            ) from exc
+        rec.journaled_request = request
+
+    def _journal(self, rec: JobRecord, note: str) -> bool:
+        """Write a new job; on failure the job ends failed at once (it was never queued). Returns whether it worked."""
+        try:
+            self._write(rec, None, note)
+        except JournalWriteError as exc:
+            log.warning("job %s: %s", rec.job.id, exc)
+            self.finish(rec, JobState.FAILED, error=JobError.from_exception(exc), journal=False)
+            return False
+        return True
+
+    def finish(
+        self,
+        rec: JobRecord,
+        state: JobState,
+        *,
+        outputs: JobOutputs | None = None,
+        error: JobError | None = None,
+        journal: bool = True,
+    ) -> None:
+        """End a job: journal, final snapshot to the home thread and to loop-side waiters, slot released. Never
+        leaves the job live: if the journal refuses the final state, the job still ends (failed, saying why)."""
+        job = rec.job
+        if job.done:
+            return
+        if outputs is not None:
+            job.outputs = outputs
+        job.error = error
+        if state is JobState.SUCCEEDED and job.progress.fraction != 1.0:
+            job.progress = job.progress.model_copy(update={"fraction": 1.0})
+        try:
+            if journal:
+                self.move(rec, state)
+            else:
+                job.transition(state)
+        except JournalWriteError as exc:
+            log.warning("job %s: %s", job.id, exc)
+            job.error = JobError.from_exception(exc)
+            job.outputs = JobOutputs()
+            try:  # the plain failure usually fits where the full result did not
+                self._write(rec, JobState.FAILED, "journal error")
+            except JournalWriteError:
+                pass
+            job.transition(JobState.FAILED)
+        waiting = self._waiting.get(job.backend)
+        if waiting and rec in waiting:
+            waiting.remove(rec)
+        final = rec.final = job.snapshot()
+        self.post(Finished(rec.handle, final))
+        for fut in rec.waiters:
+            if not fut.done():
+                fut.set_result(final)
+        rec.waiters.clear()
+        self._release(rec)
+        self.notice("job_finished", job, final)
+        self._prune_records()
+        self.done_signal.settle(rec.handle, final)  # last: a waiting thread wakes to find everything settled
+
+    def notice(self, kind: str, job: Job, snapshot: Job | None = None) -> None:
+        if self.outbox.subscribers:
+            event = RuntimeEvent(
+                kind, backend=job.backend, job_id=job.id, state=job.state.value, job=snapshot or job.snapshot()
+            )
+            self.outbox.notice(event)
+
+    # --- offline queue --------------------------------------------------------------------------------------------
+    def _park(self, rec: JobRecord, error: BackendUnavailableError) -> None:
+        """The server is unreachable before anything was sent: wait for it (visibly) instead of failing."""
+        job = rec.job
+        rec.task, rec.started = None, False
+        rec.parked_at = rec.parked_at or time.monotonic()
+        self._release(rec)
+        job.progress = job.progress.model_copy(update={"stage": "waiting for server", "message": error.message})
+        self.post(Progressed(rec.handle, job.snapshot()))
+        self._waiting.setdefault(job.backend, []).append(rec)
+        self.set_backend_state(job.backend, "offline", error.message)
+        probe = self._probes.get(job.backend)
+        if probe is None or probe.done():
+            self._probes[job.backend] = asyncio.get_running_loop().create_task(self._probe(job.backend))
+
+    async def _probe(self, backend: str) -> None:
+        """Ask the server's health with backoff until it answers, then send every waiting job on its way."""
+        delay = 0.25
+        while self._waiting.get(backend):
+            await asyncio.sleep(delay * random.uniform(0.75, 1.0))
+            delay = min(delay * 2, 30.0)
+            self._expire_waiting(backend)
+            try:
+                ok = (await asyncio.wait_for(self.client(backend).health(), 10.0)).ok
+            except Exception:  # a health check that crashes or hangs means "not yet"
+                ok = False
+            if ok:
+                self.set_backend_state(backend, "connected", "")
+                waiting, self._waiting[backend] = self._waiting.get(backend, []), []
+                for rec in waiting:
+                    if not rec.job.done:
+                        rec.job.progress = rec.job.progress.model_copy(update={"stage": "queued", "message": ""})
+                        self.schedule(rec)
+                return
+
+    def _expire_waiting(self, backend: str) -> None:
+        now = time.monotonic()
+        for rec in list(self._waiting.get(backend, [])):
+            if rec.parked_at is not None and now - rec.parked_at > self.offline_wait:
+                error = BackendUnavailableError(
+                    f"The server did not come back within {self.offline_wait:.0f} s", backend=backend
+                )
+                self.finish(rec, JobState.FAILED, error=JobError.from_exception(error))
+
+    # --- cancelling -------------------------------------------------------------------------------------------------
+    async def _cancel_remote(self, client: BackendClient, job: Job) -> None:
+        try:
+            async with asyncio.timeout(REMOTE_CANCEL_TIMEOUT):
+                await client.cancel(job)
+        except Exception as exc:  # the job is already cancelled locally; the server may still finish it
+            log.warning("asking %s to cancel job %s failed: %s", job.backend, job.id, exc)
+
+    def _stop_task(self, rec: JobRecord, reason: str | None) -> None:
+        """Cancel a job's task. One cancelled before its first step never runs ``_run``'s handlers, so it is
+        finished here: no job may hang."""
+        assert rec.task is not None
+        rec.task.cancel()
+        if not rec.started:
+            self.finish(rec, JobState.CANCELLED, error=JobError.from_exception(JobCancelledError(reason or STOPPED)))
+
+    def cancel(self, job_id: str, reason: str) -> None:
+        rec = self._records.get(job_id)
+        if rec is None or rec.job.done:
+            return
+        if rec.task is None:
+            self.scheduler.remove(rec.job.backend, job_id)
+            self.finish(rec, JobState.CANCELLED, error=JobError.from_exception(JobCancelledError(reason)))
+        elif rec.cancel_reason is None:
+            rec.cancel_reason = reason
+            self._stop_task(rec, reason)
+
+    async def cancel_all(self, cancel_remote: bool, budget: float) -> None:
+        tasks = []
+        for rec in list(self._records.values()):
+            if rec.job.done:
+                continue
+            if rec.task is None:
+                self.cancel(rec.job.id, STOPPED)
+            else:
+                if cancel_remote:
+                    rec.cancel_reason = STOPPED
+                self._stop_task(rec, STOPPED)
+                tasks.append(rec.task)
+        if tasks:
+            await asyncio.wait(tasks, timeout=budget)
+        if cancel_remote:
+            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=budget)
+
+    # --- waiting on the loop ----------------------------------------------------------------------------------------
+    def wait_for(self, job_id: str) -> asyncio.Future[Job] | None:
+        """A loop future resolved with the job's final snapshot; None when the job is not known here."""
+        rec = self._records.get(job_id)
+        return None if rec is None else self._future(rec)
+
+    def _future(self, rec: JobRecord) -> asyncio.Future[Job]:
+        fut: asyncio.Future[Job] = asyncio.get_running_loop().create_future()
+        if rec.final is not None:
+            fut.set_result(rec.final)
+        else:
+            rec.waiters.append(fut)
+        return fut
+
+    def _prune_records(self) -> None:
+        if len(self._records) <= 4 * KEEP_FINISHED:
+            return
+        done = [k for k, r in self._records.items() if r.final is not None]
+        for key in done[: len(done) - KEEP_FINISHED]:
+            del self._records[key]
+
+    # --- pipelines ------------------------------------------------------------------------------------------------
+    def start_pipeline(self, spec: PipelineSpec, handle: PipelineHandle, restored: bool) -> None:
+        run = PipelineRun(self, spec, handle)
+        handle.run = run
+        if restored:
+            run.reattach()
+        else:
+            run.advance()
+
+
+class JournalWriteError(MovieDirectorError):
+    """The journal could not take a job's state change (a value it cannot store, a full disk)."""
