@@ -11,6 +11,7 @@ import importlib
 
 _MODULES = (
     ".panels.preferences",
+    ".operators.placement",
     ".operators.jobs",
     ".operators.generate_image",
     ".operators.llm_text",

@@ -3,7 +3,8 @@ preferences copied into backend settings.
 
 This module touches bpy, always on Blender's main thread. Nothing here starts at add-on registration: the runtime,
 its thread and the client modules come to life on the first job or connection test, so enabling the add-on costs
-Blender's start-up almost nothing.
+Blender's start-up almost nothing. Features hook in with :func:`add_start_hook` (the placer registry, Direct's
+layout): this bridge knows none of them. The runtime's own thread model is described in ``runtime/core.py``.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import logging
 import os
 import tempfile
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,6 +39,32 @@ _idle_ticks = 0
 _unsubscribe: list[Any] = []
 #: The handle of the job an operator started last (operators cannot return objects to scripts).
 last_handle: Any = None
+#: ``fn(runtime)`` run once each time the session's runtime starts; may return an undo function run at shutdown.
+StartHook = Callable[["Runtime"], Any]
+_start_hooks: list[StartHook] = []
+
+
+def add_start_hook(fn: StartHook) -> None:
+    """Run ``fn(runtime)`` when the runtime starts (at once if it already has): how features attach to it."""
+    if fn not in _start_hooks:
+        _start_hooks.append(fn)
+        if _runtime is not None:
+            _run_hook(fn, _runtime)
+
+
+def remove_start_hook(fn: StartHook) -> None:
+    if fn in _start_hooks:
+        _start_hooks.remove(fn)
+
+
+def _run_hook(fn: StartHook, rt: Runtime) -> None:
+    try:
+        undo = fn(rt)
+    except Exception:  # one broken feature must not keep the runtime from starting
+        log.exception("a Movie Director start hook failed")
+        return
+    if callable(undo):
+        _unsubscribe.append(undo)
 
 
 def preferences() -> Any | None:
@@ -125,7 +153,6 @@ def runtime() -> Runtime:
         from .clients import registry
         from .runtime.backend import NetworkPolicy
         from .runtime.core import Runtime
-        from .runtime.errors import register_secret
 
         rt = Runtime(
             output_root=output_root(),
@@ -135,16 +162,13 @@ def runtime() -> Runtime:
             cache_dir=state_dir() / "cache",
         )
         for config in backend_configs():
-            register_secret(config.key())
             rt.register_backend(config.name, registry.factory_for(config.name), config)
         _unsubscribe.append(rt.subscribe(_on_runtime_event))
         _runtime = rt
         atexit.register(_at_exit)
         rt.start()  # brings back the jobs and pipelines of the last session from the journal
-        from .operators import direct
-
-        for pipeline in rt.pipelines():
-            direct.attach_layout(pipeline)
+        for hook in list(_start_hooks):
+            _run_hook(hook, rt)
     ensure_timer()
     return _runtime
 
@@ -158,13 +182,10 @@ def apply_preferences() -> None:
     """Copy edited preferences into the live runtime (called from property update callbacks: no network here)."""
     if _runtime is None:
         return
-    from .runtime.errors import register_secret
-
     _runtime.network.online_access = bool(bpy.app.online_access)
     _runtime.output_root = output_root()
     for config in backend_configs():
-        register_secret(config.key())
-        _runtime.configure(config)
+        _runtime.configure(config)  # registers the key as a secret
 
 
 def _on_runtime_event(event: Any) -> None:

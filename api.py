@@ -4,8 +4,10 @@
     job = api.submit("local", "echo", {"text": "hello", "steps": 3})
     print(job.wait(10).outputs.text)
 
-Touches bpy only through :mod:`addon_runtime`. Calls return at once with handles; ``JobHandle.wait()`` pumps while it
-waits, so it works in ``blender --background`` scripts, where timers never tick.
+Thin on purpose: every function delegates to the same public function the sidebar's operator uses (results land
+through the same placer registry), and touches bpy only through those and :mod:`addon_runtime`. Calls return at once
+with handles; ``JobHandle.wait()`` pumps while it waits, so it works in ``blender --background`` scripts, where
+timers never tick.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .runtime.bridge import BatchHandle, JobHandle, RuntimeEvent
 from .runtime.core import JobSpec, Runtime
 from .runtime.errors import RequestTimeoutError
 from .runtime.jobs import Job
+from .runtime.placement import Placement
 
 T = TypeVar("T")
 
@@ -28,6 +31,7 @@ __all__ = [
     "BatchHandle",
     "JobHandle",
     "JobSpec",
+    "Placement",
     "convert_voice",
     "direct",
     "generate_image",
@@ -38,6 +42,8 @@ __all__ = [
     "resume",
     "runtime",
     "set_concurrency",
+    "shot_list",
+    "sound_effect",
     "submit",
     "submit_batch",
     "subscribe",
@@ -47,6 +53,7 @@ __all__ = [
     "voices",
     "wait_all",
     "wait_future",
+    "write",
 ]
 
 
@@ -73,17 +80,12 @@ def generate_image(
 ) -> JobHandle:
     """Generate an image with ComfyUI. With ``place`` (default) it lands on the Sequencer at ``frame`` (the playhead
     by default) on the first free channel when it is done; ``params`` are the template's (width, steps, seed...)."""
-    import bpy
-
     from .operators import generate_image as gen
 
-    scene = scene or bpy.context.scene
-    placement = {"frame": scene.frame_current if frame is None else frame}
-    handle = gen.submit_image(prompt=prompt, template=template, preset=preset, params=params, input_image=input_image)
-    if place:
-        scene_name = scene.name
-        handle.on_complete(lambda job: gen.place_job_images(bpy.data.scenes[scene_name], job, placement))
-    return handle
+    return gen.generate_image(
+        prompt, template=template, preset=preset, input_image=input_image, place=place, frame=frame, scene=scene,
+        **params,
+    )  # fmt: skip
 
 
 def write(prompt: str, *, text_name: str = "Script", model: str = "", **kwargs: Any) -> JobHandle:
@@ -161,7 +163,7 @@ def templates() -> list[Any]:
     """The ComfyUI workflow templates (built-in and from the preferences' folder)."""
     from .operators import generate_image as gen
 
-    return list(gen._catalog().list())
+    return list(gen.template_catalog().list())
 
 
 def submit_batch(specs: Iterable[JobSpec], *, parallel: bool = True, stop_on_error: bool = False) -> BatchHandle:
@@ -175,8 +177,9 @@ def jobs() -> list[JobHandle]:
 
 
 def last_job() -> JobHandle | None:
-    """The job the last Movie Director operator started (operators cannot return it themselves)."""
-    return addon_runtime.last_handle  # type: ignore[no-any-return]
+    """The job submitted last, however it was started (an operator, a console call, a script)."""
+    rt = addon_runtime.current()
+    return rt.last_handle if rt is not None else None
 
 
 def wait_all(timeout: float | None = None) -> list[Job]:

@@ -2,8 +2,9 @@
 
 Invoked from the UI, an operator runs modal while its job runs: a window-manager timer keeps the UI fresh, the status
 bar shows progress, Esc cancels the job. Called from a script (``execute``), it returns at once and leaves the job's
-handle in :data:`addon_runtime.last_handle` (the console API returns it directly). Results are placed by an
-``on_complete`` callback, which runs on the main thread whichever way the job was started.
+handle in :data:`addon_runtime.last_handle` (the console API returns it directly). Where the result lands is data (a
+Placement, part of the job); the placer registry (``operators/placement.py``) places it on the main thread when the
+job finishes, whichever way it was started, even after a restart.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..runtime.errors import MovieDirectorError
 if TYPE_CHECKING:
     from ..runtime.bridge import JobHandle
     from ..runtime.jobs import Job
+    from ..runtime.placement import Placement
 
 
 def describe_progress(job: Job) -> str:
@@ -41,45 +43,34 @@ def describe_end(job: Job, what: str) -> tuple[str, str]:
 
 
 class JobOperator(bpy.types.Operator):
-    """Base class (never registered itself): subclasses implement :meth:`start_job` and :meth:`place_result`.
+    """Base class (never registered itself): subclasses implement :meth:`start_job` and, when the result lands in
+    Blender, :meth:`placement`.
 
-    ``place_result`` is a classmethod on purpose: Blender frees the operator instance when it returns, long before a
-    job finishes, so everything placement needs is captured by :meth:`placement` at submit time as plain data.
+    Blender frees the operator instance when it returns, long before a job finishes, so everything placing needs is
+    captured by :meth:`placement` at submit time as data, and travels with the job.
     """
 
-    bl_options = {"REGISTER"}  # results are placed by a callback later, outside the operator's undo step
+    bl_options = {"REGISTER"}  # results are placed later by the placer registry, outside the operator's undo step
 
     what = "The job"
     # Plain class attributes, not annotations: Blender reads an operator's annotations as its properties.
     _handle = None
     _timer = None
 
-    def start_job(self, context: Any) -> JobHandle:
+    def start_job(self, context: Any, placement: Placement | None) -> JobHandle:
+        """Submit the job, passing ``placement`` on to the runtime (it is stored with the job)."""
         raise NotImplementedError
 
-    def placement(self, context: Any) -> dict[str, Any]:
-        """Plain data that :meth:`place_result` needs later (e.g. the frame and channel to put a strip at)."""
-        return {"frame": context.scene.frame_current if context.scene else 1}
-
-    @classmethod
-    def place_result(cls, scene: Any, job: Job, placement: dict[str, Any]) -> None:
-        """Put the finished job's outputs into Blender (main thread). Default: nothing."""
+    def placement(self, context: Any) -> Placement | None:
+        """Where the result lands (``operators.placement.placement_for``); None: nothing to place."""
+        return None
 
     def _submit(self, context: Any) -> JobHandle | None:
         try:
-            handle = self.start_job(context)
+            handle = self.start_job(context, self.placement(context))
         except (MovieDirectorError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))
             return None
-        scene_name = context.scene.name if context.scene else ""
-        placement = self.placement(context)
-        cls = type(self)
-
-        def place(job: Job) -> None:
-            scene = bpy.data.scenes.get(scene_name) or bpy.context.scene
-            cls.place_result(scene, job, placement)
-
-        handle.on_complete(place)
         addon_runtime.last_handle = handle
         return handle
 

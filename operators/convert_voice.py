@@ -22,10 +22,12 @@ import bpy
 from .. import addon_runtime
 from . import sequencer
 from .base import JobOperator
+from .placement import placement_for, register_placer
 
 if TYPE_CHECKING:
     from ..runtime.bridge import JobHandle
     from ..runtime.jobs import Job
+    from ..runtime.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -105,18 +107,30 @@ def target_channel(scene: Any, channel: int, start: int, end: int) -> int:
     raise RuntimeError("Every Sequencer channel is taken at these frames")
 
 
-def place_converted(scene: Any, job: Job, placement: dict[str, Any]) -> Any | None:
+def voice_placement(scene: Any, strip: Any) -> Placement:
+    """Where a conversion of ``strip`` lands: aligned with it (the "voice" placer; the alignment is in ``extra``)."""
+    align = alignment(strip)
+    return placement_for(scene, "voice", frame=int(align["frame_start"]), name=strip.name, extra=align)
+
+
+def place_converted(scene: Any, job: Job, placement: Placement) -> Any | None:
     """The converted audio as a sound strip next to the original, with the original's start, trim and length."""
     out = next((f for f in job.outputs.files if f.media_type.startswith("audio/")), None)
     if out is None:
-        log.warning("voice job %s finished without audio", job.id)
-        return None
+        raise ValueError("the voice job finished without audio")
+    align = placement.extra
+    return place_aligned(
+        scene, out.path, str(job.outputs.data.get("voice") or job.request.get("voice", "voice")), align
+    )
+
+
+def place_aligned(scene: Any, path: str, voice: str, placement: dict[str, Any]) -> Any:
+    """A sound strip of ``path`` next to the original strip described by ``placement`` (see :func:`alignment`)."""
     start, end = int(placement["frame_final_start"]), int(placement["frame_final_end"])
     channel = target_channel(scene, int(placement["channel"]), start, end)
-    voice = str(job.outputs.data.get("voice") or job.request.get("voice", "voice"))
     name = f"{placement['name']} ({voice})"[:63]
     strip = sequencer.strips(scene).new_sound(
-        name=name, filepath=out.path, channel=channel, frame_start=int(placement["frame_start"])
+        name=name, filepath=path, channel=channel, frame_start=int(placement["frame_start"])
     )
     strip.frame_start = placement["frame_start"]
     strip.frame_offset_start = placement["frame_offset_start"]
@@ -125,14 +139,24 @@ def place_converted(scene: Any, job: Job, placement: dict[str, Any]) -> Any | No
     return strip
 
 
+register_placer("voice", place_converted)
+
+
 # --- jobs -----------------------------------------------------------------------------------------------------------
-def submit_conversion(strip: Any, voice: str, *, pitch: int = 0, params: dict[str, Any] | None = None) -> JobHandle:
+def submit_conversion(
+    strip: Any,
+    voice: str,
+    *,
+    pitch: int = 0,
+    params: dict[str, Any] | None = None,
+    placement: Placement | None = None,
+) -> JobHandle:
     """Queue one conversion of a sound strip's audio (shared by the operator and the console)."""
     if not voice:
         raise ValueError("Pick a voice first (refresh the voice list if it is empty)")
     request = {**(params or {}), "input": sound_file(strip), "voice": voice, "pitch": pitch}
     request.setdefault("title", f"{strip.name} -> {voice}")
-    return addon_runtime.runtime().submit(BACKEND, "convert", request)
+    return addon_runtime.runtime().submit(BACKEND, "convert", request, placement=placement)
 
 
 def voices(refresh: bool = False) -> JobHandle:
@@ -150,11 +174,7 @@ def convert_voice(strip_name: str, voice: str, *, pitch: int = 0, scene: Any = N
     it. ``params`` are RVC's settings (f0method, index_rate, protect, filter_radius, rms_mix_rate, ...)."""
     scene = scene or bpy.context.scene
     strip = sound_strip(scene, strip_name)
-    placement = alignment(strip)
-    handle = submit_conversion(strip, voice, pitch=pitch, params=params)
-    scene_name = scene.name
-    handle.on_complete(lambda job: place_converted(bpy.data.scenes.get(scene_name) or scene, job, placement))
-    return handle
+    return submit_conversion(strip, voice, pitch=pitch, params=params, placement=voice_placement(scene, strip))
 
 
 def _store_voices(job: Job) -> None:
@@ -200,7 +220,7 @@ class MOVIEDIR_OT_convert_voice(JobOperator):
     bl_idname = "moviedir.convert_voice"
     bl_label = "Convert Voice"
     bl_description = "Convert the active sound strip to the chosen RVC voice and put it on the channel below"
-    bl_options = {"REGISTER"}  # the strip is added later by a callback, outside this operator's undo step
+    bl_options = {"REGISTER"}  # the strip is added later by its placer, outside this operator's undo step
 
     what = "The converted voice"
 
@@ -208,19 +228,17 @@ class MOVIEDIR_OT_convert_voice(JobOperator):
     def poll(cls, context: Any) -> bool:
         return active_sound_strip(context.scene) is not None
 
-    def start_job(self, context: Any) -> JobHandle:
+    def start_job(self, context: Any, placement: Placement | None) -> JobHandle:
         settings = context.scene.movie_director_voice
         strip = active_sound_strip(context.scene)
         if strip is None:
             raise ValueError("Select a sound strip first")
-        return submit_conversion(strip, settings.voice, pitch=settings.pitch, params=settings_params(settings))
+        params = settings_params(settings)
+        return submit_conversion(strip, settings.voice, pitch=settings.pitch, params=params, placement=placement)
 
-    def placement(self, context: Any) -> dict[str, Any]:
-        return alignment(active_sound_strip(context.scene))
-
-    @classmethod
-    def place_result(cls, scene: Any, job: Job, placement: dict[str, Any]) -> None:
-        place_converted(scene, job, placement)
+    def placement(self, context: Any) -> Placement | None:
+        strip = active_sound_strip(context.scene)
+        return voice_placement(context.scene, strip) if strip is not None else None
 
 
 class MOVIEDIR_OT_refresh_voices(bpy.types.Operator):

@@ -222,12 +222,20 @@ classes = (MOVIEDIR_PG_direct_settings, MOVIEDIR_OT_direct, MOVIEDIR_OT_pipeline
 _register, _unregister = bpy.utils.register_classes_factory(classes)
 
 
+def _attach_restored(rt: Any) -> None:
+    """The runtime hook: pipelines brought back from the journal lay out their results again."""
+    for pipeline in rt.pipelines():
+        attach_layout(pipeline)
+
+
 def register() -> None:
     _register()
     bpy.types.Scene.movie_director_direct = PointerProperty(type=MOVIEDIR_PG_direct_settings)
+    addon_runtime.add_start_hook(_attach_restored)
 
 
 def unregister() -> None:
+    addon_runtime.remove_start_hook(_attach_restored)
     del bpy.types.Scene.movie_director_direct
     _active[0] = None
     _unregister()

@@ -17,10 +17,12 @@ import bpy
 from .. import addon_runtime
 from . import sequencer
 from .base import JobOperator
+from .placement import placement_for, register_placer
 
 if TYPE_CHECKING:
     from ..runtime.bridge import JobHandle
     from ..runtime.jobs import Job
+    from ..runtime.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +57,17 @@ def submit_image(
     params: dict[str, Any] | None = None,
     input_image: str | None = None,
     title: str = "",
+    placement: Placement | None = None,
 ) -> JobHandle:
-    """Queue one ComfyUI image job from plain values (shared by the operator and the console API)."""
+    """Queue one ComfyUI image job from plain values (shared by the operator and the console API); placed when done
+    if ``placement``."""
     values = dict(params or {})
     if prompt or _takes(template, "prompt"):
         values["prompt"] = prompt
     request: dict[str, Any] = {"template": template, "params": values, "preset": preset, "title": title or prompt}
     if input_image:
         request["images"] = {"input_image": input_image}
-    handle = addon_runtime.runtime().submit("comfyui", "image", request)
+    handle = addon_runtime.runtime().submit("comfyui", "image", request, placement=placement)
     return handle.on_progress(show_preview)
 
 
@@ -96,41 +100,60 @@ def show_preview(job: Job) -> None:
 
 def _takes(template: str, param: str) -> bool:
     try:
-        return any(p.name == param for p in _catalog().get(template).params)
+        return any(p.name == param for p in template_catalog().get(template).params)
     except Exception:  # unknown template: the client says so with the catalogue's own message
         return True
 
 
-def place_job_images(scene: Any, job: Job, placement: dict[str, Any]) -> list[Any]:
-    """Put every image a job produced on the Sequencer, one after another from the placement's frame."""
-    frame = int(placement.get("frame", scene.frame_current))
-    duration = int(placement.get("duration") or sequencer.seconds_to_frames(scene, STILL_SECONDS))
+def place_job_images(scene: Any, job: Job, placement: Placement) -> list[Any]:
+    """Put every image a job produced on the Sequencer, one after another from the placement's frame (the "image"
+    placer; ``extra["duration"]`` in frames, a 2 s still by default)."""
+    frame = placement.frame
+    duration = int(placement.extra.get("duration") or sequencer.seconds_to_frames(scene, STILL_SECONDS))
+    name = placement.name or (job.request.get("title") or "shot")[:48]
     placed = []
     for i, out in enumerate(f for f in job.outputs.files if f.media_type.startswith("image/")):
-        name = placement.get("name") or (job.request.get("title") or "shot")[:48]
-        placed.append(sequencer.place_image(scene, out.path, frame=frame + i * duration, duration=duration, name=name))
+        start = frame + i * duration
+        placed.append(
+            sequencer.place_image(scene, out.path, frame=start, duration=duration, name=name, channel=placement.channel)
+        )
     return placed
+
+
+register_placer("image", place_job_images)
+
+
+def generate_image(
+    prompt: str,
+    *,
+    template: str = "txt2img",
+    preset: str | None = None,
+    input_image: str | None = None,
+    place: bool = True,
+    frame: int | None = None,
+    scene: Any = None,
+    **params: Any,
+) -> JobHandle:
+    """Generate an image with ComfyUI (the console form of the operator). With ``place`` it lands on the Sequencer at
+    ``frame`` (the playhead by default) on the first free channel when it is done."""
+    placement = placement_for(scene or bpy.context.scene, "image", frame=frame) if place else None
+    return submit_image(
+        prompt=prompt, template=template, preset=preset, params=params, input_image=input_image, placement=placement
+    )
 
 
 def _template_items(self: Any, context: Any) -> list[tuple[str, str, str]]:
     """Enum items from the local template catalogue (files on disk: no network here)."""
-    return [(t.id, t.name, t.description) for t in _catalog().list()]
+    return [(t.id, t.name, t.description) for t in template_catalog().list()]
 
 
-_CATALOG: Any = None
+def template_catalog() -> Any:
+    """The ComfyUI template catalogue the client uses too (built-in plus the preferences' folder, kept current)."""
+    from ..clients.comfyui.templates.shared import catalog_for
 
-
-def _catalog() -> Any:
-    global _CATALOG
-    if _CATALOG is None:
-        from ..clients.comfyui.templates import TemplateCatalog
-
-        _CATALOG = TemplateCatalog()
-        prefs = addon_runtime.preferences()
-        folder = getattr(prefs, "templates_dir", "") if prefs else ""
-        if folder:
-            _CATALOG.add_folder(Path(bpy.path.abspath(folder)))
-    return _CATALOG
+    prefs = addon_runtime.preferences()
+    folder = getattr(prefs, "templates_dir", "") if prefs else ""
+    return catalog_for(bpy.path.abspath(folder) if folder else None)
 
 
 class MOVIEDIR_PG_image_settings(bpy.types.PropertyGroup):
@@ -180,7 +203,7 @@ def settings_params(settings: Any) -> dict[str, Any]:
         "checkpoint": settings.checkpoint,
     }
     try:
-        known = {p.name for p in _catalog().get(settings.template).params}
+        known = {p.name for p in template_catalog().get(settings.template).params}
     except Exception:  # an unknown template is reported at submit, with the catalogue's own message
         return values
     if settings.preset != "CUSTOM":
@@ -192,7 +215,7 @@ class MOVIEDIR_OT_generate_image(JobOperator):
     bl_idname = "moviedir.generate_image"
     bl_label = "Generate Image"
     bl_description = "Generate an image with ComfyUI and put it on the Sequencer at the playhead"
-    bl_options = {"REGISTER"}  # the strip is added later by a callback, outside this operator's undo step
+    bl_options = {"REGISTER"}  # the strip is added later by its placer, outside this operator's undo step
 
     what = "The image"
 
@@ -200,7 +223,7 @@ class MOVIEDIR_OT_generate_image(JobOperator):
     def poll(cls, context: Any) -> bool:
         return context.scene is not None
 
-    def start_job(self, context: Any) -> JobHandle:
+    def start_job(self, context: Any, placement: Placement | None) -> JobHandle:
         settings = context.scene.movie_director_image
         if not settings.prompt.strip() and settings.input_source == "NONE":
             raise ValueError("Write a prompt first")
@@ -211,11 +234,11 @@ class MOVIEDIR_OT_generate_image(JobOperator):
             preset=None if settings.preset == "CUSTOM" else settings.preset,
             params=settings_params(settings),
             input_image=input_path,
+            placement=placement,
         )
 
-    @classmethod
-    def place_result(cls, scene: Any, job: Job, placement: dict[str, Any]) -> None:
-        place_job_images(scene, job, placement)
+    def placement(self, context: Any) -> Placement:
+        return placement_for(context.scene, "image")
 
 
 classes = (MOVIEDIR_PG_image_settings, MOVIEDIR_OT_generate_image)

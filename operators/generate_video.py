@@ -21,10 +21,12 @@ from .. import addon_runtime
 from . import sequencer
 from .base import JobOperator
 from .generate_image import export_input_image
+from .placement import placement_for, register_placer
 
 if TYPE_CHECKING:
     from ..runtime.bridge import JobHandle
     from ..runtime.jobs import Job
+    from ..runtime.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +49,20 @@ def place_movie(scene: Any, path: str, *, frame: int, name: str = "", channel: i
     return sequencer.place_movie(scene, path, frame=frame, name=name, channel=channel)
 
 
-def place_job_video(scene: Any, job: Job, placement: dict[str, Any]) -> list[Any]:
-    """Every video a finished job produced, one after another from the placement's frame."""
-    frame = int(placement.get("frame", scene.frame_current))
-    name = str(placement.get("name") or job.request.get("title") or "video")[:48]
+def place_job_video(scene: Any, job: Job, placement: Placement) -> list[Any]:
+    """Every video a finished job produced, one after another from the placement's frame (the "video" placer)."""
+    frame = placement.frame
+    name = str(placement.name or job.request.get("title") or "video")[:48]
     placed = []
     for out in (f for f in job.outputs.files if f.media_type.startswith("video/")):
-        strip = place_movie(scene, out.path, frame=frame, name=name, frames=int(job.outputs.data.get("frames") or 0))
+        frames = int(job.outputs.data.get("frames") or 0)
+        strip = place_movie(scene, out.path, frame=frame, name=name, channel=placement.channel, frames=frames)
         placed.append(strip)
         frame = strip.frame_final_end
     return placed
+
+
+register_placer("video", place_job_video)
 
 
 # --- submitting -----------------------------------------------------------------------------------------------------
@@ -80,9 +86,9 @@ def video_request(
     return request
 
 
-def submit_video(request: dict[str, Any]) -> JobHandle:
-    """Queue one video job; the sidebar follows it."""
-    handle = addon_runtime.runtime().submit(BACKEND, "video", request)
+def submit_video(request: dict[str, Any], placement: Placement | None = None) -> JobHandle:
+    """Queue one video job (placed when done if ``placement``); the sidebar follows it."""
+    handle = addon_runtime.runtime().submit(BACKEND, "video", request, placement=placement)
     CURRENT["handle"] = handle
     handle.on_progress(_redraw).on_log(lambda job, line: _redraw(job))
     return handle
@@ -105,12 +111,9 @@ def generate_video(
     """Generate a video with Wan2GP; when it is done it lands as a movie strip at ``frame`` (the playhead by default)
     on the first free channel. Give the length as ``frames`` or ``seconds`` (16 frames a second); ``start_image`` is
     a file used as the first frame; ``settings`` are Wan2GP's (model_type, resolution, num_inference_steps, seed...)."""
-    scene = scene or bpy.context.scene
-    placement = {"frame": scene.frame_current if frame is None else int(frame), "name": prompt[:48]}
-    handle = submit_video(video_request(prompt, seconds=seconds, frames=frames, start_image=start_image, **settings))
-    scene_name = scene.name
-    handle.on_complete(lambda job: place_job_video(bpy.data.scenes.get(scene_name) or scene, job, placement))
-    return handle
+    placement = placement_for(scene or bpy.context.scene, "video", frame=frame, name=prompt[:48])
+    request = video_request(prompt, seconds=seconds, frames=frames, start_image=start_image, **settings)
+    return submit_video(request, placement)
 
 
 def video_models(refresh: bool = False) -> JobHandle:
@@ -174,7 +177,7 @@ class MOVIEDIR_OT_generate_video(JobOperator):
     bl_idname = "moviedir.generate_video"
     bl_label = "Generate Video"
     bl_description = "Generate a video with Wan2GP and put it on the Sequencer at the playhead"
-    bl_options = {"REGISTER"}  # the strip is added later by a callback, outside this operator's undo step
+    bl_options = {"REGISTER"}  # the strip is added later by its placer, outside this operator's undo step
 
     what = "The video"
 
@@ -182,7 +185,7 @@ class MOVIEDIR_OT_generate_video(JobOperator):
     def poll(cls, context: Any) -> bool:
         return context.scene is not None
 
-    def start_job(self, context: Any) -> JobHandle:
+    def start_job(self, context: Any, placement: Placement | None) -> JobHandle:
         settings = context.scene.movie_director_video
         if not settings.prompt.strip():
             raise ValueError("Write a prompt first")
@@ -197,15 +200,10 @@ class MOVIEDIR_OT_generate_video(JobOperator):
             num_inference_steps=settings.steps,
             seed=settings.seed,
         )
-        return submit_video(request)
+        return submit_video(request, placement)
 
-    def placement(self, context: Any) -> dict[str, Any]:
-        settings = context.scene.movie_director_video
-        return {"frame": context.scene.frame_current, "name": settings.prompt[:48]}
-
-    @classmethod
-    def place_result(cls, scene: Any, job: Job, placement: dict[str, Any]) -> None:
-        place_job_video(scene, job, placement)
+    def placement(self, context: Any) -> Placement:
+        return placement_for(context.scene, "video", name=context.scene.movie_director_video.prompt[:48])
 
 
 class MOVIEDIR_OT_refresh_video_models(bpy.types.Operator):

@@ -203,7 +203,7 @@ class MOVIEDIR_OT_write_script(JobOperator):
     def poll(cls, context: Any) -> bool:
         return context.scene is not None
 
-    def start_job(self, context: Any) -> JobHandle:
+    def start_job(self, context: Any, placement: Any = None) -> JobHandle:
         settings = context.scene.movie_director_llm
         handle = write(settings.prompt, text_name=settings.text_name, model=settings.model)
         _show_text(context, settings.text_name.strip() or DEFAULT_TEXT)
@@ -222,7 +222,7 @@ class MOVIEDIR_OT_shot_list(JobOperator):
     def poll(cls, context: Any) -> bool:
         return context.scene is not None
 
-    def start_job(self, context: Any) -> JobHandle:
+    def start_job(self, context: Any, placement: Any = None) -> JobHandle:
         settings = context.scene.movie_director_llm
         return shot_list(settings.scene_description, model=settings.model, scene=context.scene)
 

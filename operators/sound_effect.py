@@ -16,10 +16,12 @@ import bpy
 from .. import addon_runtime
 from . import sequencer
 from .base import JobOperator
+from .placement import placement_for, register_placer
 
 if TYPE_CHECKING:
     from ..runtime.bridge import JobHandle
     from ..runtime.jobs import Job
+    from ..runtime.placement import Placement
 
 BACKEND = "audioldm"
 MIN_SECONDS, MAX_SECONDS = 2.5, 10.0
@@ -28,17 +30,21 @@ CURRENT: dict[str, Any] = {"handle": None}
 
 
 # --- placing ----------------------------------------------------------------------------------------------------------
-def place_job_sound(scene: Any, job: Job, placement: dict[str, Any]) -> Any | None:
-    """The job's sound as a sound strip at the placement's frame, on the first channel free for its length."""
+def place_job_sound(scene: Any, job: Job, placement: Placement) -> Any | None:
+    """The job's sound as a sound strip at the placement's frame, on its channel or the first one free for its
+    length (the "sound" placer)."""
     sound = next((f for f in job.outputs.files if f.media_type.startswith(("audio/", "video/"))), None)
     if sound is None:
         return None
-    frame = int(placement.get("frame", scene.frame_current))
-    seconds = float(placement.get("seconds") or job.outputs.data.get("duration_s") or MIN_SECONDS)
+    frame = placement.frame
+    seconds = float(placement.extra.get("seconds") or job.outputs.data.get("duration_s") or MIN_SECONDS)
     length = sequencer.seconds_to_frames(scene, seconds)
-    channel = sequencer.first_free_channel(scene, frame, frame + length)
-    name = str(placement.get("name") or job.request.get("title") or "sound")[:48]
+    channel = placement.channel or sequencer.first_free_channel(scene, frame, frame + length)
+    name = str(placement.name or job.request.get("title") or "sound")[:48]
     return sequencer.place_sound(scene, sound.path, frame=frame, duration=length, name=name, channel=channel)
+
+
+register_placer("sound", place_job_sound)
 
 
 # --- submitting -------------------------------------------------------------------------------------------------------
@@ -48,9 +54,9 @@ def sound_request(prompt: str, *, seconds: float = 5.0, **params: Any) -> dict[s
     return {"text": prompt, "duration": float(seconds), **params, "title": prompt[:60]}
 
 
-def submit_sound(request: dict[str, Any]) -> JobHandle:
-    """Queue one sound job; the sidebar follows it."""
-    handle = addon_runtime.runtime().submit(BACKEND, "sound", request)
+def submit_sound(request: dict[str, Any], placement: Placement | None = None) -> JobHandle:
+    """Queue one sound job (placed when done if ``placement``); the sidebar follows it."""
+    handle = addon_runtime.runtime().submit(BACKEND, "sound", request, placement=placement)
     CURRENT["handle"] = handle
     handle.on_progress(_redraw).on_log(lambda job, line: _redraw(job))
     return handle
@@ -65,12 +71,10 @@ def sound_effect(
 ) -> JobHandle:
     """Make a sound effect with AudioLDM; when it is done it lands as a sound strip of ``seconds`` at ``frame`` (the
     playhead by default) on the first free channel. ``params``: guidance_scale, seed, n_candidates, steps."""
-    scene = scene or bpy.context.scene
-    placement = {"frame": scene.frame_current if frame is None else int(frame), "name": prompt[:48], "seconds": seconds}
-    handle = submit_sound(sound_request(prompt, seconds=seconds, **params))
-    scene_name = scene.name
-    handle.on_complete(lambda job: place_job_sound(bpy.data.scenes.get(scene_name) or scene, job, placement))
-    return handle
+    placement = placement_for(
+        scene or bpy.context.scene, "sound", frame=frame, name=prompt[:48], extra={"seconds": seconds}
+    )
+    return submit_sound(sound_request(prompt, seconds=seconds, **params), placement)
 
 
 def settings_params(settings: Any) -> dict[str, Any]:
@@ -112,7 +116,7 @@ class MOVIEDIR_OT_sound_effect(JobOperator):
     bl_idname = "moviedir.sound_effect"
     bl_label = "Sound Effect"
     bl_description = "Make a sound effect from text with AudioLDM and put it on the Sequencer at the playhead"
-    bl_options = {"REGISTER"}  # the strip is added later by a callback, outside this operator's undo step
+    bl_options = {"REGISTER"}  # the strip is added later by its placer, outside this operator's undo step
 
     what = "The sound"
 
@@ -120,21 +124,18 @@ class MOVIEDIR_OT_sound_effect(JobOperator):
     def poll(cls, context: Any) -> bool:
         return context.scene is not None
 
-    def start_job(self, context: Any) -> JobHandle:
+    def start_job(self, context: Any, placement: Placement | None) -> JobHandle:
         settings = context.scene.movie_director_sound
         if not settings.prompt.strip():
             raise ValueError("Describe the sound first")
-        return submit_sound(
-            sound_request(settings.prompt.strip(), seconds=settings.seconds, **settings_params(settings))
-        )
+        request = sound_request(settings.prompt.strip(), seconds=settings.seconds, **settings_params(settings))
+        return submit_sound(request, placement)
 
-    def placement(self, context: Any) -> dict[str, Any]:
+    def placement(self, context: Any) -> Placement:
         settings = context.scene.movie_director_sound
-        return {"frame": context.scene.frame_current, "name": settings.prompt.strip()[:48], "seconds": settings.seconds}
-
-    @classmethod
-    def place_result(cls, scene: Any, job: Job, placement: dict[str, Any]) -> None:
-        place_job_sound(scene, job, placement)
+        return placement_for(
+            context.scene, "sound", name=settings.prompt.strip()[:48], extra={"seconds": settings.seconds}
+        )
 
 
 classes = (MOVIEDIR_PG_sound_settings, MOVIEDIR_OT_sound_effect)

@@ -162,7 +162,7 @@ class JobHandle:
     def deliver_progress(self, job: Job) -> None:
         if self._delivered:
             return
-        self._job = job
+        job = self._job = self._with_problems(job) if self.callback_errors else job
         for cb in self._progress_cbs:
             self._call(cb, job)
 
@@ -185,7 +185,7 @@ class JobHandle:
                 self._failed_callback(cb, exc)
 
     def deliver_done(self, job: Job) -> None:
-        self._job = job
+        self._job = self._with_problems(job) if self.callback_errors else job
         self._delivered = True
         cbs = self._complete_cbs if job.state is JobState.SUCCEEDED else self._error_cbs
         for cb in cbs:
@@ -211,8 +211,14 @@ class JobHandle:
         self.callback_errors.append(message)
         if placement:
             self.placement_error = message
-        job = self._job
-        self._job = job.with_log_line(message) if isinstance(job, JobSnapshot) else job
+        self._job = self._with_problems(self._job)
+
+    def _with_problems(self, job: Job) -> Job:
+        """``job`` with the home-side problems on its log (the loop's snapshots do not know them)."""
+        for line in self.callback_errors:
+            if line not in job.log and isinstance(job, JobSnapshot):
+                job = job.with_log_line(line)
+        return job
 
     # --- waiting ----------------------------------------------------------------------------------------------
     def wait(self, timeout: float | None = None) -> Job:

@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import time
 from collections.abc import Callable
 from pathlib import Path
 
 from .backend import BackendClient, BackendConfig, HealthInfo, NetworkPolicy
+from .batch import run_batch
 from .bridge import DoneSignal, HandleHost, JobHandle
 from .cache import TtlCache
 from .context import JobContext
 from .errors import BackendUnavailableError, InvalidRequestError, JobCancelledError, MovieDirectorError, redact
 from .jobs import Job, JobError, JobOutputs, JobState
 from .journal import Journal
+from .offline import OfflineQueue
 from .outbox import Finished, Message, Outbox, Progressed, RuntimeEvent
 from .pipeline import PipelineHandle, PipelineRun, PipelineSpec
 from .record import JobRecord
@@ -70,15 +70,13 @@ class Engine:
         self._clients: dict[str, BackendClient] = {}
         self._records: dict[str, JobRecord] = {}
         self.scheduler = Scheduler(self._start_record)
-        self._waiting: dict[str, list[JobRecord]] = {}
-        self._probes: dict[str, asyncio.Task[None]] = {}
+        self.offline = OfflineQueue(self)
 
     def reset(self) -> None:
         """After the loop stopped: forget clients, the queue and the parked jobs (records stay for late waiters)."""
         self._clients.clear()
         self.scheduler = Scheduler(self._start_record)
-        self._waiting.clear()
-        self._probes.clear()
+        self.offline = OfflineQueue(self)
 
     # --- clients --------------------------------------------------------------------------------------------------
     def client(self, name: str) -> BackendClient:
@@ -159,28 +157,7 @@ class Engine:
 
     async def run_batch(self, items: list[tuple[Job, JobHandle]], parallel: bool, stop_on_error: bool) -> None:
         """Queue a batch: all at once, or each when the one before it ended; ``stop_on_error`` cancels the rest."""
-        recs = [r for job, handle in items if (r := self.register(job, handle)) is not None]
-
-        def stop_rest(failed: Job) -> None:
-            for other in recs:
-                self.cancel(other.job.id, f"Cancelled because job {failed.id[:8]} of its batch did not succeed")
-
-        if not parallel:
-            for rec in recs:
-                self.schedule(rec)
-                final = await self._future(rec)
-                if stop_on_error and final.state is not JobState.SUCCEEDED:
-                    return stop_rest(final)
-            return None
-        for rec in recs:
-            self.schedule(rec)
-        pending = {self._future(rec) for rec in recs}
-        while pending and stop_on_error:
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for fut in done:
-                if fut.result().state is not JobState.SUCCEEDED:
-                    return stop_rest(fut.result())
-        return None
+        await run_batch(self, items, parallel, stop_on_error)
 
     def adopt(self, job: Job) -> JobHandle:
         """Queue a job created on the loop thread (a pipeline stage); its handle joins the job list."""
@@ -200,7 +177,7 @@ class Engine:
         rec.holds_slot = True
         rec.task = asyncio.get_running_loop().create_task(self._run(rec), name=f"job-{rec.job.id[:8]}")
 
-    def _release(self, rec: JobRecord) -> None:
+    def release(self, rec: JobRecord) -> None:
         if rec.holds_slot:
             rec.holds_slot = False
             self.scheduler.finished(rec.job.backend, rec.job.id)
@@ -233,7 +210,7 @@ class Engine:
                     job.remote_id = await client.submit(job, ctx) or job.remote_id
                 except BackendUnavailableError as exc:
                     if self.offline_wait > 0 and job.state is JobState.QUEUED and rec.cancel_reason is None:
-                        self._park(rec, exc)
+                        self.offline.park(rec, exc)
                         return
                     raise
                 if job.state is JobState.QUEUED:
@@ -316,17 +293,16 @@ class Engine:
             except JournalWriteError:
                 pass
             job.transition(JobState.FAILED)
-        waiting = self._waiting.get(job.backend)
-        if waiting and rec in waiting:
-            waiting.remove(rec)
+        self.offline.forget(rec)
         final = rec.final = job.snapshot()
+        # The event first: its subscribers (the placer registry) have run by the time a wait() returns.
+        self.notice("job_finished", job, final)
         self.post(Finished(rec.handle, final))
         for fut in rec.waiters:
             if not fut.done():
                 fut.set_result(final)
         rec.waiters.clear()
-        self._release(rec)
-        self.notice("job_finished", job, final)
+        self.release(rec)
         self._prune_records()
         self.done_signal.settle(rec.handle, final)  # last: a waiting thread wakes to find everything settled
 
@@ -336,50 +312,6 @@ class Engine:
                 kind, backend=job.backend, job_id=job.id, state=job.state.value, job=snapshot or job.snapshot()
             )
             self.outbox.notice(event)
-
-    # --- offline queue --------------------------------------------------------------------------------------------
-    def _park(self, rec: JobRecord, error: BackendUnavailableError) -> None:
-        """The server is unreachable before anything was sent: wait for it (visibly) instead of failing."""
-        job = rec.job
-        rec.task, rec.started = None, False
-        rec.parked_at = rec.parked_at or time.monotonic()
-        self._release(rec)
-        job.progress = job.progress.model_copy(update={"stage": "waiting for server", "message": error.message})
-        self.post(Progressed(rec.handle, job.snapshot()))
-        self._waiting.setdefault(job.backend, []).append(rec)
-        self.set_backend_state(job.backend, "offline", error.message)
-        probe = self._probes.get(job.backend)
-        if probe is None or probe.done():
-            self._probes[job.backend] = asyncio.get_running_loop().create_task(self._probe(job.backend))
-
-    async def _probe(self, backend: str) -> None:
-        """Ask the server's health with backoff until it answers, then send every waiting job on its way."""
-        delay = 0.25
-        while self._waiting.get(backend):
-            await asyncio.sleep(delay * random.uniform(0.75, 1.0))
-            delay = min(delay * 2, 30.0)
-            self._expire_waiting(backend)
-            try:
-                ok = (await asyncio.wait_for(self.client(backend).health(), 10.0)).ok
-            except Exception:  # a health check that crashes or hangs means "not yet"
-                ok = False
-            if ok:
-                self.set_backend_state(backend, "connected", "")
-                waiting, self._waiting[backend] = self._waiting.get(backend, []), []
-                for rec in waiting:
-                    if not rec.job.done:
-                        rec.job.progress = rec.job.progress.model_copy(update={"stage": "queued", "message": ""})
-                        self.schedule(rec)
-                return
-
-    def _expire_waiting(self, backend: str) -> None:
-        now = time.monotonic()
-        for rec in list(self._waiting.get(backend, [])):
-            if rec.parked_at is not None and now - rec.parked_at > self.offline_wait:
-                error = BackendUnavailableError(
-                    f"The server did not come back within {self.offline_wait:.0f} s", backend=backend
-                )
-                self.finish(rec, JobState.FAILED, error=JobError.from_exception(error))
 
     # --- cancelling -------------------------------------------------------------------------------------------------
     async def _cancel_remote(self, client: BackendClient, job: Job) -> None:

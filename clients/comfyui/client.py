@@ -106,7 +106,6 @@ class ComfyClient(HttpBackendClient):
         self.client_id = str(config.options.get("client_id") or uuid.uuid4().hex)
         self._conns: dict[str, ServerConnection] = {}
         self._job_conn: dict[str, ServerConnection] = {}
-        self._catalog: Any = None
 
     def deadline(self, seconds: float) -> float:
         """A call's own deadline, never longer than the retry policy's total deadline."""
@@ -173,14 +172,10 @@ class ComfyClient(HttpBackendClient):
 
     # --- templates ------------------------------------------------------------------------------------------------
     def catalog(self) -> Any:
-        if self._catalog is None:
-            from .templates import TemplateCatalog
+        """The catalogue shared with the sidebar (``templates.shared``): a changed templates folder shows at once."""
+        from .templates.shared import catalog_for
 
-            self._catalog = TemplateCatalog()
-            folder = self.config.options.get("templates_dir")
-            if folder:
-                self._catalog.add_folder(Path(folder))
-        return self._catalog
+        return catalog_for(self.config.options.get("templates_dir"))
 
     async def build_workflow(
         self, req: ComfyRequest, conn: ServerConnection, ctx: JobContext | None = None

@@ -23,6 +23,16 @@ def build_script() -> ModuleType:
 
 
 @cache
+def standins() -> ModuleType:
+    """``scripts/standins.py``: the one list of test peers, which is never shipped."""
+    spec = importlib.util.spec_from_file_location("md_standins", REPO / "scripts" / "standins.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@cache
 def blender_ext() -> ModuleType:
     """Blender's ``blender_ext.py`` as a module: its wheel and path rules are the ones Blender applies."""
     bx = build_script()

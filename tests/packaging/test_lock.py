@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from packaging.markers import Marker
-from packaging_support import REPO, blender_ext, build_script
+from packaging_support import REPO, blender_ext, build_script, standins
 
 # Modules that Blender itself provides to add-ons.
 BLENDER_MODULES = {
@@ -139,10 +139,11 @@ def test_the_package_leaves_out_tests_tools_emulators_and_stand_ins() -> None:
     assert "__init__.py" in files and "api.py" in files and "clients/comfyui/client.py" in files
     assert "clients/comfyui/templates/builtin/txt2img.json" in files
     banned = re.compile(
-        r"^(tests|scripts|wheels|docs|build|dist|\.venv|\.git)/|/emulator/|/standin|__pycache__|\.pyc$|"
-        r"^clients/(serving|media|faultproxy)\.py$|^(Makefile|pyproject\.toml|.*\.md|.*\.txt)$|^\."
+        r"^(tests|scripts|wheels|docs|build|dist|\.venv|\.git)/|__pycache__|\.pyc$|"
+        r"^(Makefile|pyproject\.toml|.*\.md|.*\.txt)$|^\."
     )
     assert [f for f in files if banned.search(f)] == []
+    assert [f for f in files if standins().is_standin(f)] == []
     # every source file of the add-on is either shipped or deliberately left out
     sources = {
         p.relative_to(REPO).as_posix() for d in ("runtime", "operators", "panels") for p in (REPO / d).rglob("*.py")

@@ -11,10 +11,10 @@ import pytest
 from movie_director.clients import local
 from movie_director.runtime import BackendConfig, JobSpec, JobState, Runtime
 from movie_director.runtime.bridge import JobHandle
-from movie_director.runtime.outbox import Finished, Progressed
 from movie_director.runtime.errors import JobCancelledError, JobFailedError, RequestTimeoutError
 from movie_director.runtime.jobs import Job
 from movie_director.runtime.loop import THREAD_NAME
+from movie_director.runtime.outbox import Finished, Progressed
 from support import client_sockets_to, eventually, open_fds, pump_until, thread_names
 
 
