@@ -78,7 +78,7 @@ def test_a_failing_placer_is_reported_on_the_job(addon: ModuleType, placement: M
 def test_an_unknown_placer_is_refused_when_asked(addon: ModuleType, placement: ModuleType) -> None:
     import bpy
 
-    with pytest.raises(ValueError, match="Unknown placer 'nope'.*image"):
+    with pytest.raises(ValueError, match=r"Unknown placer 'nope'.*image"):
         placement.placement_for(bpy.context.scene, "nope")
 
 
