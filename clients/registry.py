@@ -53,6 +53,13 @@ BACKENDS: tuple[BackendInfo, ...] = (
         default_concurrency=2,  # the client itself runs one generation per server; this lets a model list through
     ),
     BackendInfo("audioldm", "AudioLDM", "http://127.0.0.1:7860", ".audioldm.client", "Sound effects from text"),
+    BackendInfo(
+        "speech",
+        "Speech (TTS)",
+        "http://127.0.0.1:8880",
+        ".speech.client",
+        "Spoken lines from an OpenAI-compatible TTS server (Kokoro-FastAPI, openedai-speech, LocalAI, LiteLLM)",
+    ),
     BackendInfo("rvc", "RVC", "http://127.0.0.1:5050", ".rvc.client", "Voice conversion (rvc-python API or Applio)"),
     BackendInfo("local", "Local", "", ".local", "In-process self-check backend", hidden=True),
 )
