@@ -4,7 +4,8 @@ Plain Python: this module never imports bpy. Facts (verified against the servers
 ``docs/protocols/speech.md``): the request is ``{"model", "input", "voice", "response_format", "speed"}``; the answer
 is the audio itself. Voice lists are not part of OpenAI's API; where a server has one (``GET /v1/audio/voices``) it
 comes in several shapes, all read here. Errors come as OpenAI's ``{"error": {"message"}}`` (LiteLLM, LocalAI,
-openedai-speech) or FastAPI's ``{"detail": {...} | "..." | [...]}`` (Kokoro-FastAPI).
+openedai-speech) , FastAPI's ``{"detail": {...} | "..." | [...]}`` (Kokoro-FastAPI) or
+``{"message", "code", "type", "param"}`` (openedai-speech's ``OpenAIStub``).
 """
 
 from __future__ import annotations
@@ -122,6 +123,8 @@ def error_message(status: int, body: bytes) -> str:
         err = parsed.get("error")
         if isinstance(err, dict) and isinstance(err.get("message"), str):
             return err["message"][:500]
+        if isinstance(parsed.get("message"), str):  # openedai-speech: {"message", "code", "type", "param"}
+            return parsed["message"][:500]
         detail = parsed.get("detail", err)
         if isinstance(detail, dict):
             text = detail.get("message") or detail.get("error")
