@@ -1,4 +1,4 @@
-"""Movie Director: drive local AI generation servers (ComfyUI, Wan2GP, LiteLLM, RVC, AudioLDM) from Blender.
+"""Movie Director: drive local AI generation servers (ComfyUI, Wan2GP, LiteLLM, TTS, RVC, AudioLDM) from Blender.
 
 Registration only registers classes: the runtime, its loop thread and every client module start on first use, so
 enabling the add-on costs Blender's start-up almost nothing. bpy is imported inside register()/unregister() so that
@@ -16,12 +16,15 @@ _MODULES = (
     ".operators.generate_image",
     ".operators.llm_text",
     ".operators.convert_voice",
+    ".operators.cast",
+    ".operators.speak_line",
     ".operators.direct",
     ".operators.generate_video",
     ".operators.sound_effect",
     ".panels.sidebar",
     ".panels.llm",
     ".panels.voice",
+    ".panels.speech",
     ".panels.direct",
     ".panels.video",
     ".panels.audio",

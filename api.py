@@ -41,9 +41,12 @@ __all__ = [
     "pause",
     "resume",
     "runtime",
+    "set_cast",
     "set_concurrency",
     "shot_list",
     "sound_effect",
+    "speak_line",
+    "speech_voices",
     "submit",
     "submit_batch",
     "subscribe",
@@ -114,6 +117,44 @@ def voices(refresh: bool = False) -> JobHandle:
     from .operators import convert_voice as cv
 
     return cv.voices(refresh)
+
+
+def speak_line(
+    text: str,
+    *,
+    voice: str = "",
+    character: str = "",
+    rvc_voice: str = "",
+    pitch: int = 0,
+    speed: float = 1.0,
+    frame: int | None = None,
+    scene: Any = None,
+) -> Any:
+    """Speak a line with the speech server (the TTS ``voice``, or the cast ``character``'s voices), convert it to the
+    RVC ``rvc_voice`` when one is given, and place it as a sound strip at ``frame`` (the playhead). Returns the line
+    on its way: ``.wait(timeout)``, ``.strip`` (the strip's name once placed), ``.error``, ``.cancel()``."""
+    from .operators import speak_line as sl
+
+    return sl.speak_line(
+        text, voice=voice, character=character, rvc_voice=rvc_voice, pitch=pitch, speed=speed, frame=frame,
+        scene=scene,
+    )  # fmt: skip
+
+
+def speech_voices(refresh: bool = False) -> JobHandle:
+    """The speech server's voices and models (``.result(10).data``: voices, listed, models); fills the sidebar."""
+    from .operators import speak_line as sl
+
+    return sl.speech_voices(refresh)
+
+
+def set_cast(character: str, *, tts_voice: str = "", rvc_voice: str = "", pitch: int = 0, scene: Any = None) -> Any:
+    """Add a character to the scene's cast (saved with the .blend) or change its voices."""
+    import bpy
+
+    from .operators import cast
+
+    return cast.set_member(scene or bpy.context.scene, character, tts_voice=tts_voice, rvc_voice=rvc_voice, pitch=pitch)
 
 
 def direct(scene_text: str, *, voice: str = "", scene: Any = None, **options: Any) -> Any:

@@ -2,9 +2,9 @@
 
 Plain Python: this module never imports bpy. The LLM writes a shot list (structured output); the ``direct_scene``
 expander then adds, per shot: a storyboard image (ComfyUI), a clip animated from that image (Wan2GP), a sound effect
-(AudioLDM) and, where the shot has dialogue and a voice is chosen, each line spoken (AudioLDM speech) and converted
-to that voice (RVC). :func:`scene_result` reads a finished pipeline back as a typed structure the Blender layer lays
-out on the Sequencer.
+(AudioLDM) and each dialogue line spoken by its character's TTS voice (the speech backend) and, where the cast gives
+the character an RVC voice, converted to it (RVC). :func:`scene_result` reads a finished pipeline back as a typed
+structure the Blender layer lays out on the Sequencer.
 """
 
 from __future__ import annotations
@@ -14,34 +14,58 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from ..runtime.pipeline import Bind, PipelineSpec, Stage, StageState, register_expander
+from .llm.shots import SHOT_LIST_SYSTEM
 
 #: Wan2GP renders at 16 frames per second.
 VIDEO_FPS = 16
 
 
-class DirectOptions(BaseModel):
-    """How to direct: which models and voice, and which stages to include."""
+class CastVoices(BaseModel):
+    """A character's voices: the speech server's voice (empty = its first) and an RVC voice (empty = none)."""
 
-    llm_model: str = "director-llm"
+    tts_voice: str = ""
+    rvc_voice: str = ""
+    pitch: int = Field(default=0, ge=-24, le=24)
+
+
+class DirectOptions(BaseModel):
+    """How to direct: which models, the cast's voices, and which stages to include."""
+
+    llm_model: str = ""  # empty = the LLM backend's configured model, else the server's first
     image_template: str = "storyboard-frame"
     image_params: dict[str, Any] = Field(default_factory=dict)
     video_model: str = "t2v_1.3B"
     video_resolution: str = "832x480"
     video_steps: int = 30
-    voice: str = ""  # an RVC voice; empty = no voice lines
+    cast: dict[str, CastVoices] = Field(default_factory=dict)  # character -> voices
+    voice: str = ""  # an RVC voice for characters the cast does not name (empty = their speech is kept)
+    speech_voice: str = ""  # the TTS voice for characters the cast does not name (empty = the server's first)
     with_video: bool = True
     with_sound: bool = True
+    with_voices: bool = True  # speak the dialogue
     seed: int = 1000
+
+    def voices_for(self, character: str) -> CastVoices:
+        """The cast entry of ``character`` (matched ignoring case and spacing), else the defaults."""
+        key = " ".join(character.split()).casefold()
+        for name, voices in self.cast.items():
+            if " ".join(name.split()).casefold() == key:
+                return voices
+        return CastVoices(tts_voice=self.speech_voice, rvc_voice=self.voice)
 
 
 def plan_scene(scene_text: str, options: DirectOptions | None = None, *, title: str = "") -> PipelineSpec:
     """The pipeline's first stage; the rest is planned from the shot list when it arrives."""
     opts = options or DirectOptions()
+    request: dict[str, Any] = {"scene": scene_text, "model": opts.llm_model}
+    if opts.cast:  # the names the cast knows, so each line's speaker finds its voices
+        names = ", ".join(opts.cast)
+        request["system"] = f"{SHOT_LIST_SYSTEM} The speaking characters are: {names}; use exactly these names."
     shots = Stage(
         id="shots",
         backend="llm",
         kind="shot_list",
-        request={"scene": scene_text, "model": opts.llm_model},
+        request=request,
         label="Shot list",
         expander="direct_scene",
     )
@@ -111,30 +135,48 @@ def _direct_scene(stage: Stage, spec: PipelineSpec) -> list[Stage]:
                     group=group,
                 )
             )
-        if opts.voice:
-            for j, line in enumerate(shot.get("dialogue") or [], start=1):
-                speech = Stage(
-                    id=f"{group}.line{j}.speech",
-                    backend="audioldm",
-                    kind="sound",
-                    request={"text": f"a person speaking: {line.get('line', '')}", "duration": 2.5},
-                    depends_on=[stage.id],
-                    label=f"Shot {i} line {j} ({line.get('character', '')})",
+        if opts.with_voices:
+            stages += _line_stages(opts, stage.id, group, i, shot.get("dialogue") or [])
+    return stages
+
+
+def _line_stages(opts: DirectOptions, after: str, group: str, shot: int, lines: list[Any]) -> list[Stage]:
+    """Each line spoken by its character's TTS voice, then converted to the character's RVC voice if it has one."""
+    stages: list[Stage] = []
+    for j, line in enumerate(lines, start=1):
+        character = str(line.get("character", "")) if isinstance(line, dict) else ""
+        text = str(line.get("line", "")) if isinstance(line, dict) else str(line)
+        if not text.strip():
+            continue  # nothing to say
+        voices = opts.voices_for(character)
+        speech = Stage(
+            id=f"{group}.line{j}.speech",
+            backend="speech",
+            kind="speak",
+            request={"text": text, "voice": voices.tts_voice, "title": f"{character}: {text}"[:60]},
+            depends_on=[after],
+            label=f"Shot {shot} line {j} ({character or 'unnamed'})",
+            group=group,
+        )
+        stages.append(speech)
+        if voices.rvc_voice:
+            stages.append(
+                Stage(
+                    id=f"{group}.line{j}.voice",
+                    backend="rvc",
+                    kind="convert",
+                    request={"voice": voices.rvc_voice, "pitch": voices.pitch},
+                    binds=[Bind(stage=speech.id, select="file", into="input")],
+                    label=f"Shot {shot} line {j} voice ({voices.rvc_voice})",
                     group=group,
                 )
-                stages.append(speech)
-                stages.append(
-                    Stage(
-                        id=f"{group}.line{j}.voice",
-                        backend="rvc",
-                        kind="convert",
-                        request={"voice": opts.voice},
-                        binds=[Bind(stage=speech.id, select="file", into="input")],
-                        label=f"Shot {i} line {j} voice",
-                        group=group,
-                    )
-                )
+            )
     return stages
+
+
+def line_audio(stages: dict[str, Stage], group: str, line: int) -> Stage | None:
+    """The stage whose file is a line's final audio: its conversion when there is one, else its speech."""
+    return stages.get(f"{group}.line{line}.voice") or stages.get(f"{group}.line{line}.speech")
 
 
 register_expander("direct_scene", _direct_scene)
@@ -179,14 +221,17 @@ def scene_result(spec: PipelineSpec) -> SceneResult:
     for i, shot in enumerate(shot_list.get("shots") or [], start=1):
         group = f"shot{i}"
         mine = [s for s in spec.stages if s.group == group]
-        voices = [p for s in mine if s.id.endswith(".voice") and (p := _path(s))]
+        lines = shot.get("dialogue") or []
+        voices = [p for j in range(1, len(lines) + 1) if (p := _path(line_audio(stages, group, j)))]
         out.append(
             ShotResult(
                 index=i,
                 description=str(shot.get("description", "")),
                 duration_s=float(shot.get("duration_s", 2.0)),
                 dialogue=[
-                    {"character": d.get("character", ""), "line": d.get("line", "")} for d in shot.get("dialogue") or []
+                    {"character": d.get("character", ""), "line": d.get("line", "")}
+                    for d in lines
+                    if isinstance(d, dict)
                 ],
                 image=_path(stages.get(f"{group}.image"), "image/"),
                 video=_path(stages.get(f"{group}.video"), "video/"),

@@ -1,5 +1,7 @@
 """Direct a scene: a written scene becomes a shot list, then per shot an image, a clip animated from it, a sound
-effect and voice lines, laid out in order on the Sequencer as a rough cut with a marker per shot.
+effect and its dialogue lines spoken in the cast's voices, laid out in order on the Sequencer as a rough cut with a
+marker per shot. A shot's lines share its length: line j of n starts at the j-th n-th of the shot and is trimmed to
+its share, so the lines never overlap and land where they are said whatever order they finish in.
 
 Touches bpy (main thread only). The pipeline itself lives in ``runtime/pipeline.py`` and ``clients/director.py``;
 this module lays out results as stages finish (a pipeline callback, on the main thread) and offers per-stage cancel,
@@ -17,7 +19,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, PointerProperty, StringProperty
 
 from .. import addon_runtime
-from . import sequencer
+from . import cast, sequencer
 
 if TYPE_CHECKING:
     from ..runtime.pipeline import PipelineHandle, PipelineSpec
@@ -37,13 +39,24 @@ def direct(
     frame: int | None = None,
     with_video: bool = True,
     with_sound: bool = True,
+    with_voices: bool = True,
+    cast_voices: dict[str, Any] | None = None,
     **options: Any,
 ) -> PipelineHandle:
-    """Direct ``scene_text``: returns the pipeline's handle at once; strips appear as stages finish."""
+    """Direct ``scene_text``: returns the pipeline's handle at once; strips appear as stages finish. Dialogue is
+    spoken with the scene's cast (or ``cast_voices``: character -> {tts_voice, rvc_voice, pitch}); ``voice`` is the
+    RVC voice for characters the cast does not name."""
     from ..clients.director import DirectOptions, plan_scene
 
     scene = scene or bpy.context.scene
-    opts = DirectOptions(voice=voice, with_video=with_video, with_sound=with_sound, **options)
+    opts = DirectOptions(
+        voice=voice,
+        with_video=with_video,
+        with_sound=with_sound,
+        with_voices=with_voices,
+        cast=cast.as_dict(scene) if cast_voices is None else cast_voices,
+        **options,
+    )
     spec = plan_scene(scene_text, opts)
     spec.data["blender"] = {"scene": scene.name, "frame": scene.frame_current if frame is None else frame}
     handle = addon_runtime.runtime().run_pipeline(spec)
@@ -84,7 +97,7 @@ def _shot_frames(spec: PipelineSpec, scene: Any, start: int) -> list[tuple[int, 
 
 def layout(spec: PipelineSpec) -> None:
     """Place every finished stage that is not on the Sequencer yet, or whose take changed; add shot markers."""
-    from ..clients.director import scene_result
+    from ..clients.director import line_audio, scene_result
 
     info = spec.data.get("blender") or {}
     scene = bpy.data.scenes.get(info.get("scene", "")) or bpy.context.scene
@@ -98,21 +111,36 @@ def layout(spec: PipelineSpec) -> None:
         if not any(m.frame == first and m.name.startswith(f"Shot {shot.index}:") for m in scene.timeline_markers):
             scene.timeline_markers.new(marker_name, frame=first)
         group = f"shot{shot.index}"
+        lines = len(shot.dialogue)
         for stage in (s for s in spec.stages if s.group == group):
             role = stage.id.rsplit(".", 1)[-1]
-            if role == "speech":
-                continue  # the unconverted line: only its converted voice goes on the cut
+            where = (first, length)
+            if role in ("speech", "voice"):
+                j = int(stage.id.split(".")[1].removeprefix("line"))
+                if line_audio(stages, group, j) is not stage:
+                    continue  # the unconverted line: only its converted voice goes on the cut
+                where = _line_slot(scene, stage, first, length, j, lines)
+                role = "voice"
             if stage.state.value != "succeeded" or stage.outputs is None or not stage.outputs.files:
                 continue
             previous = placed.get(stage.id)
             if previous and previous.get("job") == stage.job_id:
                 continue
-            _place_stage(scene, spec, stage.id, role, stages, first, length, previous, placed)
+            _place_stage(scene, spec, stage.id, role, stages, *where, previous, placed)
     data = json.loads(scene.get(LAYOUT_KEY, "{}"))
     data[spec.id] = placed
     scene[LAYOUT_KEY] = json.dumps(data)
     end = frames[-1][0] + frames[-1][1] - 1 if frames else start
     scene.frame_end = max(scene.frame_end, end)
+
+
+def _line_slot(scene: Any, stage: Any, first: int, length: int, line: int, lines: int) -> tuple[int, int]:
+    """(first frame, length) of line ``line`` of ``lines`` in a shot: its share of the shot, trimmed to its audio."""
+    share = max(1, length // max(lines, 1))
+    start = first + (line - 1) * share
+    seconds = (stage.outputs.data.get("duration_s") if stage.outputs else None) or 0.0
+    audio = sequencer.seconds_to_frames(scene, float(seconds)) if seconds else share
+    return start, max(1, min(share, audio))
 
 
 def _place_stage(
@@ -157,7 +185,10 @@ class MOVIEDIR_PG_direct_settings(bpy.types.PropertyGroup):
     scene_text: StringProperty(  # type: ignore[valid-type]
         name="Scene", description="The scene to direct, in a few sentences", default=""
     )
-    voice: StringProperty(name="Voice", description="RVC voice for dialogue (empty = no voices)")  # type: ignore[valid-type]
+    voice: StringProperty(  # type: ignore[valid-type]
+        name="Other Voices", description="RVC voice for characters not in the cast (empty = keep the spoken voice)"
+    )
+    with_voices: BoolProperty(name="Dialogue", description="Speak each line in the cast's voices", default=True)  # type: ignore[valid-type]
     with_video: BoolProperty(name="Clips", description="Animate each still with Wan2GP", default=True)  # type: ignore[valid-type]
     with_sound: BoolProperty(name="Sound", description="A sound effect per shot (AudioLDM)", default=True)  # type: ignore[valid-type]
 
@@ -184,6 +215,7 @@ class MOVIEDIR_OT_direct(bpy.types.Operator):
                 scene=context.scene,
                 with_video=settings.with_video,
                 with_sound=settings.with_sound,
+                with_voices=settings.with_voices,
             )
         except Exception as exc:
             self.report({"ERROR"}, f"Could not start directing: {exc}")

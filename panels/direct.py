@@ -1,5 +1,5 @@
-"""The "Direct" panel: the scene text, the Direct button, and the pipeline as a tree of shots and stages with
-per-stage progress and cancel / retry / regenerate.
+"""The "Direct" panel: the scene text, the cast (who speaks with which voices), the Direct button, and the pipeline
+as a tree of shots and stages with per-stage progress and cancel / retry / regenerate.
 
 Touches bpy (main thread only). Draw code reads the pipeline's latest snapshot only: no network, no waiting.
 """
@@ -11,7 +11,7 @@ from typing import Any
 import bpy
 
 from .. import addon_runtime
-from ..operators import direct
+from ..operators import cast, direct
 from .sidebar import JOB_ICONS, MovieDirectorPanel
 
 STAGE_ICONS = {
@@ -36,7 +36,10 @@ class MOVIEDIR_PT_direct(MovieDirectorPanel, bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(settings, "with_video")
         row.prop(settings, "with_sound")
-        layout.prop(settings, "voice")
+        row.prop(settings, "with_voices")
+        if settings.with_voices:
+            cast.draw(layout.box(), context.scene)
+            layout.prop_search(settings, "voice", context.window_manager, "movie_director_voices")
         layout.operator("moviedir.direct", icon="SEQUENCE")
         handle = direct.active_pipeline()
         if handle is None:

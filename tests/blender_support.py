@@ -49,6 +49,14 @@ class LayoutRecorder:
         assert search_name in search_data.bl_rna.properties  # type: ignore[attr-defined]
         self.calls.append(("prop_search", name))
 
+    def template_list(self, list_type: str, list_id: str, data: object, prop: str, active_data: object, active: str,
+                      **kwargs: object) -> None:  # fmt: skip
+        import bpy
+
+        assert hasattr(bpy.types, list_type), f"UI list {list_type} is not registered"
+        assert prop in data.bl_rna.properties and active in active_data.bl_rna.properties  # type: ignore[attr-defined]
+        self.calls.append(("template_list", prop))
+
     def template_icon(self, *, icon_value: int, scale: float = 1.0) -> None:
         self.calls.append(("icon", str(icon_value)))
 

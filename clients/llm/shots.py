@@ -7,14 +7,40 @@ validated strictly: an answer that does not fit is repaired once or refused, nev
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+_SPEAKER = re.compile(r"^\s*([^:\n]{1,80}?)\s*:\s*(.+)$", re.S)
 
 
 class DialogueLine(BaseModel):
+    """One spoken line and who speaks it: the cast maps ``character`` to its voices, so the name must be the same in
+    every line a character speaks."""
+
     model_config = ConfigDict(extra="ignore")
 
-    character: str = Field(min_length=1, max_length=80, description="Who speaks, e.g. MARA")
+    character: str = Field(min_length=1, max_length=80, description="Who speaks, e.g. MARA (the same name every time)")
     line: str = Field(min_length=1, max_length=2000, description="What they say")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_shapes(cls, value: Any) -> Any:
+        """Shot lists written before the speaker was required: ``"MARA: line"`` strings, ``speaker``/``text`` keys,
+        or a line with no speaker (then ``SOMEONE``)."""
+        if isinstance(value, str):
+            found = _SPEAKER.match(value)
+            return (
+                {"character": found.group(1), "line": found.group(2)}
+                if found
+                else {"character": "SOMEONE", "line": value}
+            )
+        if isinstance(value, dict):
+            value = dict(value)
+            value.setdefault("character", value.get("speaker") or value.get("name") or "SOMEONE")
+            value.setdefault("line", value.get("text") or value.get("content"))
+        return value
 
 
 class Shot(BaseModel):
@@ -41,7 +67,8 @@ class ShotList(BaseModel):
 SHOT_LIST_SYSTEM = (
     "You are a film director's first assistant. Break the scene the user describes into a shot list: for each shot "
     "a visual description usable as an image prompt, its duration in seconds (0.5 to 60), the camera framing and "
-    "movement, the dialogue lines spoken (character and line) and the sound cues. Keep the story order. Answer with "
+    "movement, the dialogue lines spoken (each with the speaking character's name, written the same way every time, "
+    "in capitals) and the sound cues. Keep the story order. Answer with "
     "JSON only, matching the given schema."
 )
 

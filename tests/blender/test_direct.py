@@ -4,6 +4,7 @@ replacing its strip in place while keeping the earlier take."""
 from __future__ import annotations
 
 import importlib
+import itertools
 import json
 from collections.abc import Iterator
 from types import ModuleType
@@ -44,7 +45,9 @@ def _scene():  # type: ignore[no-untyped-def]
 
 def test_direct_lays_the_shots_out_in_order_with_markers(backends: ModuleType) -> None:
     scene = _scene()
-    handle = backends.api.direct(SCENE, with_video=False, with_sound=False, image_params={"width": 128, "height": 72})
+    handle = backends.api.direct(
+        SCENE, with_video=False, with_sound=False, with_voices=False, image_params={"width": 128, "height": 72}
+    )
     spec = handle.wait(60)
     assert all(s.state.value == "succeeded" for s in spec.stages), [(s.id, s.state.value, s.error) for s in spec.stages]
     backends.api.runtime().pump()
@@ -63,7 +66,9 @@ def test_direct_lays_the_shots_out_in_order_with_markers(backends: ModuleType) -
 
 def test_regenerating_a_stage_replaces_its_strip_in_place_and_keeps_the_take(backends: ModuleType) -> None:
     scene = _scene()
-    handle = backends.api.direct(SCENE, with_video=False, with_sound=False, image_params={"width": 128, "height": 72})
+    handle = backends.api.direct(
+        SCENE, with_video=False, with_sound=False, with_voices=False, image_params={"width": 128, "height": 72}
+    )
     handle.wait(60)
     backends.api.runtime().pump()
     before = {s["movie_director_stage"]: s for s in scene.sequence_editor.strips}
@@ -88,6 +93,7 @@ def every_backend(addon: ModuleType) -> Iterator[ModuleType]:
     import bpy
     from gradio_support import AUDIOLDM, shared_apps
     from movie_director.clients.rvc.standin_api import RvcApiStandin
+    from movie_director.clients.speech import standin as speech_standin
     from movie_director.clients.wan2gp.standin_mcp import StandinServer
 
     audioldm = shared_apps({"audioldm": AUDIOLDM})["audioldm"]
@@ -95,10 +101,14 @@ def every_backend(addon: ModuleType) -> Iterator[ModuleType]:
         AppThread(standin.make_app) as llm_server,
         EmulatorThread(step_delay=0.0) as emu,
         RvcApiStandin(voices=["keeper"]) as rvc,
+        AppThread(speech_standin.make_app) as tts,
     ):
         wan = StandinServer(step_delay=0.0).start()
         prefs = bpy.context.preferences.addons[MODULE].preferences
-        urls = {"llm": llm_server.url, "comfyui": emu.url, "wan2gp": wan.url, "audioldm": audioldm.url, "rvc": rvc.url}
+        urls = {
+            "llm": llm_server.url, "comfyui": emu.url, "wan2gp": wan.url, "audioldm": audioldm.url, "rvc": rvc.url,
+            "speech": tts.url,
+        }  # fmt: skip
         for name, url in urls.items():
             getattr(prefs, name).urls = url
         try:
@@ -113,9 +123,8 @@ def every_backend(addon: ModuleType) -> Iterator[ModuleType]:
 def test_a_full_rough_cut_puts_stills_clips_sounds_and_voices_on_their_channels(every_backend: ModuleType) -> None:
     scene = _scene()
     scene.frame_current = 1
-    handle = every_backend.api.direct(
-        SCENE, voice="keeper", video_steps=2, image_params={"width": 128, "height": 72, "steps": 2}
-    )
+    every_backend.api.set_cast("KEEPER", tts_voice="en_us_frank", rvc_voice="keeper", pitch=-2)
+    handle = every_backend.api.direct(SCENE, video_steps=2, image_params={"width": 128, "height": 72, "steps": 2})
     spec = handle.wait(120)
     assert all(s.state.value == "succeeded" for s in spec.stages), [(s.id, s.error) for s in spec.stages]
     every_backend.api.runtime().pump()
@@ -133,10 +142,46 @@ def test_a_full_rough_cut_puts_stills_clips_sounds_and_voices_on_their_channels(
     }
     assert spans[2] == spans[1]  # each clip trimmed or held to its shot's length
     assert {s.type for s in by_channel[3]} == {"SOUND"} and len(by_channel[3]) == 3
-    (voice,) = by_channel[4]  # the one line of dialogue, converted to the keeper's voice
+    (voice,) = by_channel[4]  # the one line of dialogue, spoken in the cast's voice and converted to its RVC voice
     assert voice.type == "SOUND" and voice["movie_director_stage"] == "shot3.line1.voice"
+    assert handle.stage("shot3.line1.speech").request["voice"] == "en_us_frank"
+    assert voice.frame_final_duration <= round(handle.stage("shot3.line1.voice").outputs.data["duration_s"] * 24) + 1
     starts = sorted(s.frame_final_start for s in by_channel[1])
     for channel in (2, 3):
         assert sorted(s.frame_final_start for s in by_channel[channel]) == starts  # aligned with the stills
     assert voice.frame_final_start == starts[2]
     assert len(scene.timeline_markers) == 3
+
+
+def test_uncast_lines_are_spoken_in_the_servers_first_voice_and_timed_into_their_shot(addon: ModuleType) -> None:
+    """No RVC voice for anyone: the spoken lines themselves go on the cut, each in its share of the shot."""
+    import bpy
+    from movie_director.clients.speech import standin as speech_standin
+
+    scene_text = 'Night. "Who is there?" the keeper calls into the dark, "answer me!" The door creaks.'
+    with (
+        AppThread(standin.make_app) as llm_server,
+        EmulatorThread(step_delay=0.0) as emu,
+        AppThread(speech_standin.make_app) as tts,
+    ):
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.llm.urls, prefs.comfyui.urls, prefs.speech.urls = llm_server.url, emu.url, tts.url
+        try:
+            scene = _scene()
+            handle = addon.api.direct(scene_text, with_video=False, with_sound=False, image_params={"width": 64})
+            spec = handle.wait(60)
+            assert all(s.state.value == "succeeded" for s in spec.stages), [(s.id, s.error) for s in spec.stages]
+            addon.api.runtime().pump()
+            lines = sorted(
+                (s for s in scene.sequence_editor.strips if s.type == "SOUND"), key=lambda s: s.frame_final_start
+            )
+            shots = addon.clients.director.scene_result(spec).shots
+            spoken = [(shot, j) for shot in shots for j in range(1, len(shot.dialogue) + 1)]
+            assert len(lines) == len(spoken) == 2 and len(shots[0].dialogue) == 2  # two lines in one shot
+            assert all(s["movie_director_stage"].endswith(".speech") and s.channel == 4 for s in lines)
+            assert all(handle.stage(s["movie_director_stage"]).outputs.data["voice"] == "en_us_anna" for s in lines)
+            for a, b in itertools.pairwise(lines):
+                assert a.frame_final_end <= b.frame_final_start  # never on top of each other
+        finally:
+            addon.addon_runtime.shutdown()
+            prefs.llm.urls = prefs.comfyui.urls = prefs.speech.urls = ""

@@ -12,7 +12,7 @@ from support import REPO
 
 sys.path.insert(0, str(REPO / "scripts"))
 
-from litellm_proxy import LiteLLMProxy, mock_model  # noqa: E402
+from litellm_proxy import LiteLLMProxy, mock_model
 
 RtFactory = Callable[..., Runtime]
 
