@@ -45,16 +45,19 @@ def direct(
 ) -> PipelineHandle:
     """Direct ``scene_text``: returns the pipeline's handle at once; strips appear as stages finish. Dialogue is
     spoken with the scene's cast (or ``cast_voices``: character -> {tts_voice, rvc_voice, pitch}); ``voice`` is the
-    RVC voice for characters the cast does not name."""
-    from ..clients.director import DirectOptions, plan_scene
+    RVC voice for characters the cast does not name. The LLM model is the Script panel's (empty = the server's
+    first) unless ``llm_model`` is given."""
+    from ..clients.director import CastVoices, DirectOptions, plan_scene
 
     scene = scene or bpy.context.scene
+    voices = cast.as_dict(scene) if cast_voices is None else cast_voices
+    options.setdefault("llm_model", scene.movie_director_llm.model if hasattr(scene, "movie_director_llm") else "")
     opts = DirectOptions(
         voice=voice,
         with_video=with_video,
         with_sound=with_sound,
         with_voices=with_voices,
-        cast=cast.as_dict(scene) if cast_voices is None else cast_voices,
+        cast={name: CastVoices.model_validate(v) for name, v in voices.items()},
         **options,
     )
     spec = plan_scene(scene_text, opts)

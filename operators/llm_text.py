@@ -227,16 +227,71 @@ class MOVIEDIR_OT_shot_list(JobOperator):
         return shot_list(settings.scene_description, model=settings.model, scene=context.scene)
 
 
-classes = (MOVIEDIR_PG_shot, MOVIEDIR_PG_llm_settings, MOVIEDIR_OT_write_script, MOVIEDIR_OT_shot_list)
+# --- the model picker: the server's own model list (GET /v1/models), cached in the window manager ----------------
+#: Where the model list stands, for the sidebar (the names are in ``WindowManager.movie_director_llm_models``).
+MODEL_STATE: dict[str, Any] = {"updated": 0.0, "error": "", "busy": False}
+
+
+def models(refresh: bool = True) -> JobHandle:
+    """Ask the LLM server for its models; the Script panel's picker is filled when the answer comes."""
+    handle = addon_runtime.runtime().submit("llm", "models", {})
+    MODEL_STATE["busy"] = True
+    handle.on_complete(_store_models).on_error(_models_failed)
+    return handle
+
+
+def _store_models(job: Job) -> None:
+    import time
+
+    for wm in bpy.data.window_managers:
+        items = wm.movie_director_llm_models
+        items.clear()
+        for name in job.outputs.data.get("models") or []:
+            items.add().name = str(name)
+    MODEL_STATE.update(updated=time.time(), error="", busy=False)
+    addon_runtime.tag_redraw()
+
+
+def _models_failed(job: Job) -> None:
+    MODEL_STATE.update(error=job.error.message if job.error else "the model list failed", busy=False)
+    addon_runtime.tag_redraw()
+
+
+class MOVIEDIR_PG_llm_model(bpy.types.PropertyGroup):
+    """One model the LLM server offers (its ``name`` is the model id)."""
+
+
+class MOVIEDIR_OT_refresh_llm_models(bpy.types.Operator):
+    bl_idname = "moviedir.refresh_llm_models"
+    bl_label = "Refresh Models"
+    bl_description = "Ask the LLM server which models it offers"
+    bl_options = {"REGISTER"}  # changes no data a user would undo
+
+    def execute(self, context: Any) -> set[str]:
+        addon_runtime.last_handle = models()
+        self.report({"INFO"}, "Asking the LLM server for its models")
+        return {"FINISHED"}
+
+
+classes = (
+    MOVIEDIR_PG_shot,
+    MOVIEDIR_PG_llm_settings,
+    MOVIEDIR_PG_llm_model,
+    MOVIEDIR_OT_write_script,
+    MOVIEDIR_OT_shot_list,
+    MOVIEDIR_OT_refresh_llm_models,
+)
 _register, _unregister = bpy.utils.register_classes_factory(classes)
 
 
 def register() -> None:
     _register()
     bpy.types.Scene.movie_director_llm = PointerProperty(type=MOVIEDIR_PG_llm_settings)
+    bpy.types.WindowManager.movie_director_llm_models = CollectionProperty(type=MOVIEDIR_PG_llm_model)
 
 
 def unregister() -> None:
     active.clear()
+    del bpy.types.WindowManager.movie_director_llm_models
     del bpy.types.Scene.movie_director_llm
     _unregister()

@@ -10,7 +10,7 @@ from typing import Any
 
 import bpy
 
-from .sidebar import MovieDirectorPanel
+from .sidebar import MovieDirectorPanel, draw_server_list
 
 
 class MOVIEDIR_UL_shots(bpy.types.UIList):
@@ -59,7 +59,17 @@ class MOVIEDIR_PT_llm(MovieDirectorPanel, bpy.types.Panel):
         settings = getattr(context.scene, "movie_director_llm", None)
         if settings is None:
             return
-        layout.prop(settings, "model")
+        wm = context.window_manager
+        if wm is not None and hasattr(wm, "movie_director_llm_models"):
+            from ..operators import llm_text
+
+            draw_server_list(
+                layout, settings, "model", wm, "movie_director_llm_models", "moviedir.refresh_llm_models",
+                llm_text.MODEL_STATE, label="Model", noun="models", asking="Asking the server for its models...",
+                empty="Empty = the server's first model; refresh to pick one",
+            )  # fmt: skip
+        else:
+            layout.prop(settings, "model")
         col = layout.column(align=True)
         col.prop(settings, "prompt")
         col.prop(settings, "text_name")

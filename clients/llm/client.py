@@ -29,6 +29,7 @@ from ...runtime.backend import BackendConfig, HealthInfo, NetworkPolicy
 from ...runtime.errors import InvalidRequestError, JobFailedError, MovieDirectorError
 from ...runtime.jobs import Job, JobOutputs
 from ...runtime.retry import NO_RETRY
+from ..errorpage import page_message
 from ..http import HttpBackendClient
 from . import structured as st
 from .conversation import Conversation
@@ -142,7 +143,10 @@ class LlmClient(HttpBackendClient):
             payload = json.loads(body) if body else None
         except ValueError:
             payload = None
-        if not isinstance(payload, dict):
+        page = page_message(status, body, self.config.url, headers.get("Content-Type", ""))
+        if page is not None:  # an nginx / framework error page: its title, never its markup
+            payload = {"error": {"message": page}}
+        elif not isinstance(payload, dict):
             text = body[:200].decode("utf-8", "replace").strip()
             payload = {"error": {"message": text or f"the server answered {status}"}}
         return error_from_payload(
@@ -316,25 +320,35 @@ class LlmClient(HttpBackendClient):
             stream.close()
 
     async def health(self) -> HealthInfo:
+        """Any OpenAI-compatible server: ``GET /v1/models`` answers. A LiteLLM proxy is recognised by its extra
+        ``/health/liveliness`` (asked only after the models answered; other servers need not have it)."""
         url = self.config.url
         start = time.perf_counter()
         try:
-            await self.request("GET", url, "health/liveliness", deadline=5.0, retry=NO_RETRY, expect_json=False)
+            models = await self.models(refresh=True, deadline=5.0)
         except MovieDirectorError as exc:
             return HealthInfo(ok=False, url=url, message=str(exc))
         latency = (time.perf_counter() - start) * 1000
-        try:
-            models = await self.models(refresh=True, deadline=5.0)
-        except MovieDirectorError as exc:
-            return HealthInfo(ok=False, url=url, message=f"The server answers, but: {exc}", latency_ms=latency)
+        kind = await self._server_kind(url)
         shown = ", ".join(models[:5]) + (" …" if len(models) > 5 else "")
+        listed = f"{len(models)} model{'s' if len(models) != 1 else ''}: {shown}" if models else "no models"
         return HealthInfo(
             ok=True,
             url=url,
-            message=f"{len(models)} model{'s' if len(models) != 1 else ''}: {shown}" if models else "no models",
+            message=f"{kind}, {listed}" if kind else listed,
             latency_ms=latency,
-            details={"models": models},
+            details={"models": models, "server": kind or "openai-compatible"},
         )
+
+    async def _server_kind(self, url: str) -> str:
+        """ "LiteLLM" when the server answers LiteLLM's liveliness check, else "" (a plain OpenAI-compatible one)."""
+        try:
+            body = await self.request(
+                "GET", url, "health/liveliness", deadline=3.0, retry=NO_RETRY, expect_json=False, max_bytes=4096
+            )
+        except MovieDirectorError:
+            return ""
+        return "LiteLLM" if b"alive" in body.lower() else ""
 
     async def close(self) -> None:
         for stream in list(self._streams.values()):

@@ -168,7 +168,9 @@ def test_uncast_lines_are_spoken_in_the_servers_first_voice_and_timed_into_their
         prefs.llm.urls, prefs.comfyui.urls, prefs.speech.urls = llm_server.url, emu.url, tts.url
         try:
             scene = _scene()
+            scene.movie_director_llm.model = "director-llm"  # the Script panel's model is Direct's too
             handle = addon.api.direct(scene_text, with_video=False, with_sound=False, image_params={"width": 64})
+            assert handle.stage("shots").request["model"] == "director-llm"
             spec = handle.wait(60)
             assert all(s.state.value == "succeeded" for s in spec.stages), [(s.id, s.error) for s in spec.stages]
             addon.api.runtime().pump()

@@ -177,7 +177,8 @@ def test_the_panel_draws_settings_buttons_and_shots(llm_addon: ModuleType) -> No
     handle.wait(2)
     for expected in [
         ("prop", "prompt"),
-        ("prop", "model"),
+        ("prop_search", "model"),
+        ("operator", "moviedir.refresh_llm_models"),
         ("operator", "moviedir.write_script"),
         ("operator", "moviedir.shot_list"),
         ("operator", "moviedir.cancel_job"),
@@ -185,3 +186,14 @@ def test_the_panel_draws_settings_buttons_and_shots(llm_addon: ModuleType) -> No
         ("prop", "dialogue"),
     ]:
         assert expected in calls, expected
+
+
+def test_the_model_picker_lists_the_servers_models(llm_addon: ModuleType) -> None:
+    import bpy
+
+    _fresh_scene()
+    assert bpy.ops.moviedir.refresh_llm_models() == {"FINISHED"}
+    job = llm_addon.addon_runtime.last_handle.wait(30)
+    assert job.state.value == "succeeded", job.error
+    names = [m.name for m in bpy.context.window_manager.movie_director_llm_models]
+    assert names == job.outputs.data["models"] and "director-llm" in names

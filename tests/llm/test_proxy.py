@@ -54,6 +54,7 @@ def test_models_job_and_health_list_the_servers_models(llm_rt: Runtime, proxy: L
     assert {"director-llm", "shots-valid", "always-429"} <= set(job.outputs.data["models"])
     info = llm_rt.check_health("llm").result(10)
     assert info.ok and info.url == proxy.url and "director-llm" in info.details["models"]
+    assert info.message.startswith("LiteLLM, ") and info.details["server"] == "LiteLLM"
     assert llm_rt.backend_states["llm"][0] == "connected"
 
 
