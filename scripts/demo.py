@@ -1,12 +1,13 @@
 """`make demo`: the main job, end to end, with no GPU and no server to install.
 
-Starts the built-in backends (ComfyUI emulator, an offline LLM, Wan2GP's MCP stand-in, an AudioLDM Gradio app and an
-rvc-python stand-in), enables Movie Director in a headless Blender (the ``bpy`` module) the way Blender enables an
+Starts the built-in backends (ComfyUI emulator, an offline LLM, Wan2GP's MCP stand-in, an AudioLDM Gradio app, a
+speech server that really speaks (eSpeak NG) and an rvc-python stand-in), enables Movie Director in a headless Blender (the ``bpy`` module) the way Blender enables an
 installed extension, and through the public console API:
 
 1. generates a five-shot storyboard (scene "Storyboard"), a still per shot with a marker each;
 2. directs a written scene (scene "Rough Cut"): the LLM's shot list, then per shot an image, a clip animated from
-   it, a sound effect and a converted voice line, laid out in order on the Sequencer;
+   it, a sound effect and the keeper's line spoken (eSpeak NG) and converted to his cast voice (RVC), laid out in
+   order on the Sequencer;
 
 then saves ``demo.blend`` and prints summary tables with timings.
 
@@ -67,6 +68,7 @@ class Backends:
         from movie_director.clients.llm import standin as llm_standin
         from movie_director.clients.rvc.standin_api import RvcApiStandin
         from movie_director.clients.serving import AppThread
+        from movie_director.clients.speech import standin as speech_standin
         from movie_director.clients.wan2gp.standin_mcp import StandinServer
 
         self._stops: list = []  # type: ignore[type-arg]
@@ -83,6 +85,9 @@ class Backends:
         wan = StandinServer(step_delay=0.005).start()
         self._stops.append(wan.stop)
         self.urls["wan2gp"] = wan.url
+        tts = AppThread(speech_standin.make_app).start()  # eSpeak NG: the voice lines are real words
+        self._stops.append(tts.stop)
+        self.urls["speech"] = tts.url
         rvc = RvcApiStandin(voices=["keeper", "narrator"]).start()
         self._stops.append(rvc.stop)
         self.urls["rvc"] = rvc.url
@@ -148,7 +153,9 @@ def rough_cut(api, bpy) -> int:  # type: ignore[no-untyped-def]
     scene = bpy.data.scenes.new("Rough Cut")
     scene.render.fps = 24
     scene.render.resolution_x, scene.render.resolution_y = 1280, 720
-    handle = api.direct(SCENE, voice="keeper", scene=scene, frame=1, video_steps=8, image_params={"steps": 8})
+    # The cast: the keeper's lines are spoken by the speech server's voice, then converted to the "keeper" RVC voice.
+    api.set_cast("KEEPER", tts_voice="en_us_frank", rvc_voice="keeper", scene=scene)
+    handle = api.direct(SCENE, scene=scene, frame=1, video_steps=8, image_params={"steps": 8})
     spec = handle.wait(600)
     api.runtime().pump()
     print(f"Scene: {spec.title}")
