@@ -189,6 +189,9 @@ class MOVIEDIR_PG_speech_settings(bpy.types.PropertyGroup):
     speed: bpy.props.FloatProperty(  # type: ignore[valid-type]
         name="Speed", description="Speaking rate (1 = normal)", default=1.0, min=0.25, max=4.0
     )
+    model: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Model", description="The server's TTS model (empty = its first speech model, e.g. tts-1 or kokoro)"
+    )
 
 
 class MOVIEDIR_OT_speak_line(JobOperator):
@@ -207,7 +210,7 @@ class MOVIEDIR_OT_speak_line(JobOperator):
         s = context.scene.movie_director_speech
         line = speak_line(
             s.text, voice=s.voice, character=s.character, rvc_voice=s.rvc_voice, pitch=s.pitch, speed=s.speed,
-            scene=context.scene,
+            model=s.model, scene=context.scene,
         )  # fmt: skip
         return line.speech
 

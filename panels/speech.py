@@ -37,7 +37,9 @@ class MOVIEDIR_PT_speech(MovieDirectorPanel, bpy.types.Panel):
         row = col.row(align=True)
         row.prop_search(settings, "rvc_voice", wm, "movie_director_voices")
         row.prop(settings, "pitch")
-        layout.prop(settings, "speed")
+        row = layout.row(align=True)
+        row.prop(settings, "speed")
+        row.prop(settings, "model")
         layout.operator("moviedir.speak_line", icon="PLAY_SOUND")
         line = speak_line.CURRENT["line"]
         if line is None:

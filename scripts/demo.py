@@ -1,8 +1,8 @@
 """`make demo`: the main job, end to end, with no GPU and no server to install.
 
 Starts the built-in backends (ComfyUI emulator, an offline LLM, Wan2GP's MCP stand-in, an AudioLDM Gradio app, a
-speech server that really speaks (eSpeak NG) and an rvc-python stand-in), enables Movie Director in a headless Blender (the ``bpy`` module) the way Blender enables an
-installed extension, and through the public console API:
+speech server that really speaks (eSpeak NG) and an rvc-python stand-in), enables Movie Director in a headless
+Blender (the ``bpy`` module) the way Blender enables an installed extension, and through the public console API:
 
 1. generates a five-shot storyboard (scene "Storyboard"), a still per shot with a marker each;
 2. directs a written scene (scene "Rough Cut"): the LLM's shot list, then per shot an image, a clip animated from
