@@ -178,7 +178,12 @@ class SpeechClient(HttpBackendClient):
 
         async def once() -> None:
             try:
-                async with self.session(url).post(SPEECH_PATH, json=body) as resp:
+                async with self.session(url).post(SPEECH_PATH, json=body, allow_redirects=False) as resp:
+                    if 300 <= resp.status < 400:  # never follow: the text and the key would go where it points
+                        raise ProtocolError(
+                            f"The speech server at {url} redirected the request ({resp.status}); not followed",
+                            backend=self.name,
+                        )
                     if resp.status >= 400:
                         raw = await read_limited(resp, 1024 * 1024, self.name)
                         raise self._speech_error(resp.status, raw, resp.headers, url)

@@ -189,6 +189,48 @@ def test_the_key_never_shows_even_when_the_server_echoes_it(speech_rt: RtFactory
         server.stop()
 
 
+def test_a_redirect_is_not_followed(speech_rt: RtFactory) -> None:
+    followed: list[str] = []
+
+    async def elsewhere(request: web.Request) -> web.Response:
+        followed.append(request.headers.get("Authorization", ""))
+        return web.Response(body=b"RIFF")
+
+    other = serve(lambda app: app.router.add_route("*", "/{tail:.*}", elsewhere))
+
+    async def redirect(request: web.Request) -> web.Response:
+        raise web.HTTPTemporaryRedirect(f"{other.url}/v1/audio/speech")
+
+    server = serve(lambda app: app.router.add_post("/v1/audio/speech", redirect))
+    try:
+        job = speak(speech_rt(server.url, key="sk-redirect-secret-key"), "Hello.", voice="alloy")
+        assert job.state is JobState.FAILED and job.error is not None and "not followed" in job.error.message
+        assert followed == []
+    finally:
+        server.stop()
+        other.stop()
+
+
+def test_a_server_that_never_answers_fails_within_the_deadline(speech_rt: RtFactory) -> None:
+    import asyncio
+    import time
+
+    async def hang(request: web.Request) -> web.Response:
+        await asyncio.sleep(30)
+        return web.Response(body=b"")
+
+    server = serve(lambda app: app.router.add_post("/v1/audio/speech", hang))
+    try:
+        rt = speech_rt(server.url, timeout=1.5)
+        start = time.monotonic()
+        job = speak(rt, "Hello.", voice="alloy")
+        assert job.state is JobState.FAILED and job.error is not None and job.error.code == "timeout"
+        assert time.monotonic() - start < 10
+        assert rt.submit("speech", "voices", {}).wait(10).state is JobState.SUCCEEDED  # the backend still answers
+    finally:
+        server.stop()
+
+
 def tts_requests(server: AppThread) -> list[dict[str, object]]:
     """The speech bodies the stand-in received (its app keeps them)."""
     runner = server._runner
