@@ -75,7 +75,12 @@ class SpokenLine:
             "pitch": self.pitch,
             "title": f"{self.placement.get('name', 'line')} -> {self.rvc_voice}",
         }
-        self.voice = addon_runtime.runtime().submit("rvc", "convert", request)
+        try:
+            self.voice = addon_runtime.runtime().submit("rvc", "convert", request)
+        except Exception as exc:  # a line that cannot go on says why, never waits forever
+            self.error = f"The cast voice could not start: {exc}"
+            addon_runtime.tag_redraw()
+            return
         self.voice.on_complete(self._place).on_error(lambda job: self._failed(job, "The cast voice"))
         addon_runtime.tag_redraw()
 

@@ -169,7 +169,7 @@ class SpeechClient(HttpBackendClient):
         url = self._pick()
         model, voice = await self.resolve(req, url)
         body = req.body(model, voice)
-        name = safe_filename(req.title or req.text[:40], default="line").replace(" ", "_")
+        name = safe_filename((req.title or req.text[:40]).replace(":", " -"), default="line").replace(" ", "_")
         target = unique_path(safe_path(target_dir, f"{name}.{req.response_format}"))
         if ctx is not None:
             ctx.job.server = url
