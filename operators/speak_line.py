@@ -2,9 +2,10 @@
 sound strip at the playhead on the first free channel. Also the TTS voice list the sidebar shows, and the console
 functions ``speak_line`` and ``speech_voices``.
 
-Touches bpy (main thread only). The two jobs are chained by callbacks on the main thread: when the speech is done and
-an RVC voice is chosen, the conversion is queued with the spoken file as its input; the last file is placed. A
-character of the scene's cast (see :mod:`.cast`) supplies the TTS voice, the RVC voice and the pitch.
+Touches bpy (main thread only). The whole chain is data, so it survives a restart: the speech job carries a "line"
+placement whose ``extra`` names the RVC voice and pitch; the "line" placer, run when the speech is done, queues the
+conversion with the same placement minus the voice (and the spoken file as input), and places the file of the last
+job. A character of the scene's cast (see :mod:`.cast`) supplies the TTS voice, the RVC voice and the pitch.
 """
 
 from __future__ import annotations
@@ -17,46 +18,105 @@ import bpy
 
 from .. import addon_runtime
 from . import cast, sequencer
-from .base import JobOperator, describe_end
+from .base import JobOperator
+from .placement import placement_for, register_placer
 
 if TYPE_CHECKING:
     from ..runtime.bridge import JobHandle
     from ..runtime.jobs import Job
+    from ..runtime.placement import Placement
 
 BACKEND = "speech"
+PLACER = "line"
 #: The speech voice list's state for the sidebar (the names themselves are in the window manager).
 VOICE_STATE: dict[str, Any] = {"updated": 0.0, "error": "", "busy": False}
 #: The line the sidebar follows.
 CURRENT: dict[str, Any] = {"line": None}
+#: Speech job id -> the conversion the "line" placer queued for it; job id -> the strip it placed (main thread).
+CONVERSIONS: dict[str, JobHandle] = {}
+PLACED: dict[str, str] = {}
+
+
+# --- placing ----------------------------------------------------------------------------------------------------------
+def place_line(scene: Any, job: Job, placement: Placement) -> Any | None:
+    """The "line" placer: a finished speech job with an RVC voice left to apply queues that conversion (placed by
+    this placer in turn); otherwise the audio becomes a sound strip at the placement's frame on the first free
+    channel, as long as the line."""
+    rvc_voice = str(placement.extra.get("rvc_voice") or "")
+    if job.backend == BACKEND and rvc_voice:
+        extra = {**placement.extra, "rvc_voice": ""}
+        request = {
+            "input": job.outputs.files[0].path,
+            "voice": rvc_voice,
+            "pitch": int(placement.extra.get("pitch") or 0),
+            "title": f"{placement.name} -> {rvc_voice}"[:60],
+        }
+        handle = addon_runtime.runtime().submit(
+            "rvc", "convert", request, placement=placement.model_copy(update={"extra": extra})
+        )
+        CONVERSIONS[job.id] = handle
+        addon_runtime.tag_redraw()
+        return None
+    sound = next((f for f in job.outputs.files if f.media_type.startswith("audio/")), None)
+    if sound is None:
+        raise LookupError("the finished line has no audio file")
+    seconds = float(job.outputs.data.get("duration_s") or 1.0)
+    length = max(1, sequencer.seconds_to_frames(scene, seconds))
+    frame = placement.frame
+    channel = placement.channel or sequencer.first_free_channel(scene, frame, frame + length)
+    name = (placement.name or "line")[:48]
+    strip = sequencer.place_sound(scene, sound.path, frame=frame, duration=length, name=name, channel=channel)
+    strip["movie_director_line"] = str(placement.extra.get("text") or "")[:500]
+    PLACED[job.id] = strip.name
+    addon_runtime.tag_redraw()
+    return strip
+
+
+register_placer(PLACER, place_line)
 
 
 class SpokenLine:
-    """One line on its way: the speech job, then (with an RVC voice) the conversion; ``strip`` once placed."""
+    """A line on its way, for scripts and the sidebar: the speech job, then (with an RVC voice) the conversion the
+    placer queued; ``strip`` (its name) once placed, ``error`` when a step failed."""
 
-    def __init__(self, speech: JobHandle, *, rvc_voice: str, pitch: int, placement: dict[str, Any]) -> None:
+    def __init__(self, speech: JobHandle) -> None:
         self.speech = speech
-        self.voice: JobHandle | None = None
-        self.rvc_voice = rvc_voice
-        self.pitch = pitch
-        self.placement = placement
-        self.strip: str | None = None
-        self.error: str = ""
-        speech.on_complete(self._spoken)
-        speech.on_error(lambda job: self._failed(job, "The line"))
+
+    @property
+    def voice(self) -> JobHandle | None:
+        return CONVERSIONS.get(self.speech.id)
 
     @property
     def current(self) -> JobHandle:
         return self.voice or self.speech
 
     @property
+    def strip(self) -> str | None:
+        return PLACED.get(self.current.id)
+
+    @property
+    def error(self) -> str:
+        for handle, what in ((self.speech, "The line"), (self.voice, "The cast voice")):
+            if handle is None:
+                continue
+            job = handle.status()
+            if handle.done and job.state.value != "succeeded":
+                return f"{what} {'was cancelled' if job.state.value == 'cancelled' else 'failed'}: " + (
+                    job.error.message if job.error else job.state.value
+                )
+            if handle.placement_error:
+                return f"{what}: {handle.placement_error}"
+        return ""
+
+    @property
     def done(self) -> bool:
-        return bool(self.strip or self.error or (self.speech.done and self.speech.status().state.value != "succeeded"))
+        return bool(self.strip or self.error)
 
     def cancel(self) -> None:
         self.current.cancel()
 
     def wait(self, timeout: float = 60.0) -> SpokenLine:
-        """Block (pumping on this thread) until the strip is placed or a job failed."""
+        """Block (pumping on this thread) until the strip is placed or a step failed."""
         from ..runtime.errors import RequestTimeoutError
 
         end = time.monotonic() + timeout
@@ -65,51 +125,43 @@ class SpokenLine:
                 self.current.wait(max(0.01, min(0.2, end - time.monotonic())))
         return self
 
-    def _spoken(self, job: Job) -> None:
-        if not self.rvc_voice:
-            self._place(job)
-            return
-        request = {
-            "input": job.outputs.files[0].path,
-            "voice": self.rvc_voice,
-            "pitch": self.pitch,
-            "title": f"{self.placement.get('name', 'line')} -> {self.rvc_voice}",
-        }
-        try:
-            self.voice = addon_runtime.runtime().submit("rvc", "convert", request)
-        except Exception as exc:  # a line that cannot go on says why, never waits forever
-            self.error = f"The cast voice could not start: {exc}"
-            addon_runtime.tag_redraw()
-            return
-        self.voice.on_complete(self._place).on_error(lambda job: self._failed(job, "The cast voice"))
-        addon_runtime.tag_redraw()
 
-    def _place(self, job: Job) -> None:
-        scene = bpy.data.scenes.get(self.placement.get("scene", "")) or bpy.context.scene
-        strip = place_line(scene, job, self.placement)
-        self.strip = strip.name if strip is not None else None
-        if strip is None:
-            self.error = "the finished line had no audio file"
-        addon_runtime.tag_redraw()
-
-    def _failed(self, job: Job, what: str) -> None:
-        self.error = describe_end(job, what)[1]
-        addon_runtime.tag_redraw()
+def line_placement(
+    scene: Any, text: str, *, name: str, rvc_voice: str = "", pitch: int = 0, frame: int | None = None
+) -> Placement:
+    """Where a spoken line lands (the playhead by default) and the RVC step still to apply, as data."""
+    extra = {"rvc_voice": rvc_voice, "pitch": int(pitch), "text": text.strip()[:500]}
+    return placement_for(scene, PLACER, frame=frame, name=name, extra=extra)
 
 
-def place_line(scene: Any, job: Job, placement: dict[str, Any]) -> Any | None:
-    """The spoken (or converted) line as a sound strip at the placement's frame, on the first channel free for it."""
-    sound = next((f for f in job.outputs.files if f.media_type.startswith("audio/")), None)
-    if sound is None:
-        return None
-    frame = int(placement.get("frame", scene.frame_current))
-    seconds = float(job.outputs.data.get("duration_s") or 1.0)
-    length = max(1, sequencer.seconds_to_frames(scene, seconds))
-    channel = sequencer.first_free_channel(scene, frame, frame + length)
-    name = str(placement.get("name") or "line")[:48]
-    strip = sequencer.place_sound(scene, sound.path, frame=frame, duration=length, name=name, channel=channel)
-    strip["movie_director_line"] = str(job.outputs.data.get("text") or placement.get("text") or "")[:500]
-    return strip
+def submit_line(
+    text: str,
+    placement: Placement | None,
+    *,
+    voice: str = "",
+    speed: float = 1.0,
+    model: str = "",
+) -> SpokenLine:
+    """Queue the speech job of a line (placed, and converted, per ``placement``)."""
+    if not text.strip():
+        raise ValueError("Write the line first: the text is empty")
+    request: dict[str, Any] = {"text": text, "voice": voice, "speed": float(speed)}
+    request["title"] = placement.name if placement is not None else text.strip()[:48]
+    if model:
+        request["model"] = model
+    handle = addon_runtime.runtime().submit(BACKEND, "speak", request, placement=placement)
+    handle.on_progress(lambda job: addon_runtime.tag_redraw())
+    line = SpokenLine(handle)
+    CURRENT["line"] = line
+    return line
+
+
+def resolve_voices(scene: Any, character: str, voice: str, rvc_voice: str, pitch: int) -> tuple[str, str, int]:
+    """The voices a line is spoken with: a cast ``character``'s, where the call leaves them empty."""
+    if not character:
+        return voice, rvc_voice, pitch
+    member = cast.member(scene, character)
+    return voice or member.tts_voice, rvc_voice or member.rvc_voice, pitch or member.pitch
 
 
 def speak_line(
@@ -129,21 +181,10 @@ def speak_line(
     scene = scene or bpy.context.scene
     if not text.strip():
         raise ValueError("Write the line first: the text is empty")
-    if character:
-        member = cast.member(scene, character)
-        voice = voice or member.tts_voice
-        rvc_voice = rvc_voice or member.rvc_voice
-        pitch = pitch or member.pitch
+    voice, rvc_voice, pitch = resolve_voices(scene, character, voice, rvc_voice, pitch)
     name = f"{character or voice or 'line'}: {text.strip()}"[:48]
-    request = {"text": text, "voice": voice, "speed": float(speed), "title": name}
-    if model:
-        request["model"] = model
-    handle = addon_runtime.runtime().submit(BACKEND, "speak", request)
-    placement = {"frame": scene.frame_current if frame is None else int(frame), "name": name, "scene": scene.name}
-    line = SpokenLine(handle, rvc_voice=rvc_voice, pitch=int(pitch), placement=placement)
-    CURRENT["line"] = line
-    handle.on_progress(lambda job: addon_runtime.tag_redraw())
-    return line
+    placement = line_placement(scene, text, name=name, rvc_voice=rvc_voice, pitch=pitch, frame=frame)
+    return submit_line(text, placement, voice=voice, speed=speed, model=model)
 
 
 def speech_voices(refresh: bool = False) -> JobHandle:
@@ -203,7 +244,7 @@ class MOVIEDIR_OT_speak_line(JobOperator):
     bl_idname = "moviedir.speak_line"
     bl_label = "Speak Line"
     bl_description = "Speak the line with the speech server (and convert it to the cast voice) at the playhead"
-    bl_options = {"REGISTER"}  # the strip is added later by a callback, outside this operator's undo step
+    bl_options = {"REGISTER"}  # the strip is added later by the placer, outside this operator's undo step
 
     what = "The spoken line"
 
@@ -211,13 +252,16 @@ class MOVIEDIR_OT_speak_line(JobOperator):
     def poll(cls, context: Any) -> bool:
         return context.scene is not None
 
-    def start_job(self, context: Any) -> JobHandle:
+    def placement(self, context: Any) -> Placement | None:
         s = context.scene.movie_director_speech
-        line = speak_line(
-            s.text, voice=s.voice, character=s.character, rvc_voice=s.rvc_voice, pitch=s.pitch, speed=s.speed,
-            model=s.model, scene=context.scene,
-        )  # fmt: skip
-        return line.speech
+        voice, rvc_voice, pitch = resolve_voices(context.scene, s.character, s.voice, s.rvc_voice, s.pitch)
+        name = f"{s.character or voice or 'line'}: {s.text.strip()}"[:48]
+        return line_placement(context.scene, s.text, name=name, rvc_voice=rvc_voice, pitch=pitch)
+
+    def start_job(self, context: Any, placement: Placement | None) -> JobHandle:
+        s = context.scene.movie_director_speech
+        voice, _, _ = resolve_voices(context.scene, s.character, s.voice, s.rvc_voice, s.pitch)
+        return submit_line(s.text, placement, voice=voice, speed=s.speed, model=s.model).speech
 
 
 class MOVIEDIR_OT_refresh_speech_voices(bpy.types.Operator):
@@ -251,4 +295,6 @@ def unregister() -> None:
     del bpy.types.WindowManager.movie_director_speech_voices
     del bpy.types.Scene.movie_director_speech
     CURRENT["line"] = None
+    CONVERSIONS.clear()
+    PLACED.clear()
     _unregister()

@@ -135,3 +135,19 @@ def bpy_abspath(path: str) -> str:
     import bpy
 
     return bpy.path.abspath(path)
+
+
+def test_the_chain_is_data_a_bare_job_with_the_placement_is_spoken_converted_and_placed(speech_addon: Any) -> None:
+    """What a job brought back from the journal has: only its request and placement, no callback of ours."""
+    addon, _tts, rvc = speech_addon
+    scene = _scene(frame=5)
+    speak = importlib.import_module(".operators.speak_line", addon.__name__)
+    where = speak.line_placement(scene, "Come home.", name="KEEPER: Come home.", rvc_voice="narrator", pitch=4)
+    handle = addon.api.submit("speech", "speak", {"text": "Come home.", "voice": "en_gb_dev"}, placement=where)
+    line = speak.SpokenLine(handle).wait(60)
+    assert addon.addon_runtime.current().journal.get(handle.id).placement.extra["rvc_voice"] == "narrator"
+    assert line.error == "" and line.voice is not None and line.strip == "KEEPER: Come home."
+    assert rvc.loads == ["narrator"] and rvc.conversions[0]["params"]["f0up_key"] == 4
+    strip = scene.sequence_editor.strips[line.strip]
+    assert strip.frame_final_start == 5 and strip["movie_director_line"] == "Come home."
+    assert Path(bpy_abspath(strip.sound.filepath)) == Path(line.voice.status().outputs.files[0].path)
