@@ -21,6 +21,7 @@ _MODULES = (
     ".operators.direct",
     ".operators.generate_video",
     ".operators.sound_effect",
+    ".operators.takes",
     ".panels.sidebar",
     ".panels.llm",
     ".panels.voice",
@@ -28,6 +29,8 @@ _MODULES = (
     ".panels.direct",
     ".panels.video",
     ".panels.audio",
+    ".panels.statusbar",
+    ".panels.takes",
 )
 
 
@@ -36,13 +39,17 @@ def _modules() -> list:  # type: ignore[type-arg]
 
 
 def register() -> None:
+    from . import addon_runtime
+
     for module in _modules():
         module.register()
+    addon_runtime.watch_for_unfinished()  # jobs of the last session resume after start-up, never inside register()
 
 
 def unregister() -> None:
     from . import addon_runtime
 
+    addon_runtime.stop_watching()
     addon_runtime.shutdown()
     for module in reversed(_modules()):
         module.unregister()

@@ -39,6 +39,8 @@ _idle_ticks = 0
 _unsubscribe: list[Any] = []
 #: The handle of the job an operator started last (operators cannot return objects to scripts).
 last_handle: Any = None
+#: The batch an operator started last (Generate Variations).
+last_batch: Any = None
 #: ``fn(runtime)`` run once each time the session's runtime starts; may return an undo function run at shutdown.
 StartHook = Callable[["Runtime"], Any]
 _start_hooks: list[StartHook] = []
@@ -171,6 +173,47 @@ def runtime() -> Runtime:
             _run_hook(hook, rt)
     ensure_timer()
     return _runtime
+
+
+def resume_if_needed(*_args: Any) -> None:
+    """Start the runtime when the journal holds unfinished jobs (Blender just started, or a file was loaded), so
+    they resume at once and the jobs panel shows them; results that belong to the open file land there. A cheap
+    read-only look at the journal first: with nothing to resume nothing starts."""
+    if _runtime is not None:
+        return
+    from .runtime.journal import has_unfinished
+
+    try:
+        if has_unfinished(state_dir() / "jobs.db"):
+            runtime()
+    except Exception:  # a start-up convenience must never break loading a file
+        log.exception("resuming Movie Director's unfinished jobs failed")
+
+
+@bpy.app.handlers.persistent  # type: ignore[misc]
+def _resume_on_load(*_args: Any) -> None:
+    resume_if_needed()
+
+
+def _resume_deferred() -> None:
+    """Registered as a one-shot timer by :func:`watch_for_unfinished`: after Blender has started, not inside it."""
+    resume_if_needed()
+
+
+def watch_for_unfinished() -> None:
+    """Called from ``register()``: resume after start-up (a deferred timer, never work inside ``register()``) and
+    after every file load (a persistent ``load_post`` handler)."""
+    if _resume_on_load not in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.append(_resume_on_load)
+    if not bpy.app.timers.is_registered(_resume_deferred):
+        bpy.app.timers.register(_resume_deferred, first_interval=1.0)
+
+
+def stop_watching() -> None:
+    if _resume_on_load in bpy.app.handlers.load_post:
+        bpy.app.handlers.load_post.remove(_resume_on_load)
+    if bpy.app.timers.is_registered(_resume_deferred):
+        bpy.app.timers.unregister(_resume_deferred)
 
 
 def current() -> Runtime | None:

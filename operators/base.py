@@ -1,10 +1,12 @@
 """Blender's conventions for long work, shared by every generation operator.
 
-Invoked from the UI, an operator runs modal while its job runs: a window-manager timer keeps the UI fresh, the status
-bar shows progress, Esc cancels the job. Called from a script (``execute``), it returns at once and leaves the job's
-handle in :data:`addon_runtime.last_handle` (the console API returns it directly). Where the result lands is data (a
-Placement, part of the job); the placer registry (``operators/placement.py``) places it on the main thread when the
-job finishes, whichever way it was started, even after a restart.
+An operator queues its job and returns at once, from the UI and from a script alike: generation runs in the
+background as Blender's own render and bake jobs do, shown in the status bar with a cancel button (panels/statusbar)
+and in the sidebar's job list. Nothing listens for Esc: pressing it to stop playback or to cancel a grab can never
+cancel a ten-minute video job. The job's handle is left in :data:`addon_runtime.last_handle` (the console API returns
+it directly). Where the result lands is data (a Placement, part of the job); the placer registry
+(``operators/placement.py``) places it on the main thread when the job finishes, whichever way it was started, even
+after a restart.
 """
 
 from __future__ import annotations
@@ -20,16 +22,6 @@ if TYPE_CHECKING:
     from ..runtime.bridge import JobHandle
     from ..runtime.jobs import Job
     from ..runtime.placement import Placement
-
-
-def describe_progress(job: Job) -> str:
-    """A status line a film-maker can read: "ComfyUI: sampling 12/30 (40%)"."""
-    p = job.progress
-    parts = [p.stage or job.state.value]
-    if p.step is not None and p.total:
-        parts.append(f"{p.step}/{p.total}")
-    parts.append(f"({p.fraction:.0%})")
-    return f"{job.backend}: {' '.join(parts)}"
 
 
 def describe_end(job: Job, what: str) -> tuple[str, str]:
@@ -53,9 +45,6 @@ class JobOperator(bpy.types.Operator):
     bl_options = {"REGISTER"}  # results are placed later by the placer registry, outside the operator's undo step
 
     what = "The job"
-    # Plain class attributes, not annotations: Blender reads an operator's annotations as its properties.
-    _handle = None
-    _timer = None
 
     def start_job(self, context: Any, placement: Placement | None) -> JobHandle:
         """Submit the job, passing ``placement`` on to the runtime (it is stored with the job)."""
@@ -78,46 +67,6 @@ class JobOperator(bpy.types.Operator):
         handle = self._submit(context)
         if handle is None:
             return {"CANCELLED"}
-        self.report({"INFO"}, f"{self.what} was queued")
+        addon_runtime.ensure_timer()
+        self.report({"INFO"}, f"{self.what} was queued: follow it in the status bar or the Jobs panel")
         return {"FINISHED"}
-
-    def invoke(self, context: Any, event: Any) -> set[str]:
-        handle = self._submit(context)
-        if handle is None:
-            return {"CANCELLED"}
-        self._handle = handle
-        wm = context.window_manager
-        self._timer = wm.event_timer_add(0.1, window=context.window)
-        wm.modal_handler_add(self)
-        return {"RUNNING_MODAL"}
-
-    def modal(self, context: Any, event: Any) -> set[str]:
-        handle = self._handle
-        if handle is None:
-            return {"CANCELLED"}
-        if event.type == "ESC" and event.value == "PRESS":
-            handle.cancel()
-        if event.type != "TIMER":
-            return {"PASS_THROUGH"}
-        addon_runtime.runtime().pump()
-        job = handle.status()
-        if not handle.done:
-            if context.workspace:
-                context.workspace.status_text_set(describe_progress(job) + "  (Esc to cancel)")
-            return {"PASS_THROUGH"}
-        self._cleanup(context)
-        level, message = describe_end(job, self.what)
-        self.report({level}, message)
-        return {"FINISHED"} if level != "ERROR" else {"CANCELLED"}
-
-    def cancel(self, context: Any) -> None:
-        if self._handle is not None and not self._handle.done:
-            self._handle.cancel()
-        self._cleanup(context)
-
-    def _cleanup(self, context: Any) -> None:
-        if self._timer is not None:
-            context.window_manager.event_timer_remove(self._timer)
-            self._timer = None
-        if context.workspace:
-            context.workspace.status_text_set(None)

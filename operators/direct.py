@@ -5,8 +5,9 @@ its share, so the lines never overlap and land where they are said whatever orde
 
 Touches bpy (main thread only). The pipeline itself lives in ``runtime/pipeline.py`` and ``clients/director.py``;
 this module lays out results as stages finish (a pipeline callback, on the main thread) and offers per-stage cancel,
-retry and regenerate. A regenerated stage's strip is replaced in place (same channel and frames); the files of
-earlier takes stay listed on the strip (custom property ``takes``).
+retry and regenerate. A regenerated stage's new file is swapped into the same strip (same channel, frames and
+effects); every file the strip has shown stays listed as a take (custom property ``takes``, see
+``sequencer.takes``), and the Takes panel swaps any of them back.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ def layout(spec: PipelineSpec) -> None:
     placed: dict[str, dict[str, Any]] = json.loads(scene.get(LAYOUT_KEY, "{}")).get(spec.id, {})
     result = scene_result(spec)
     frames = _shot_frames(spec, scene, start)
+    changed = False
     stages = {s.id: s for s in spec.stages}
     for shot, (first, length) in zip(result.shots, frames, strict=True):
         marker_name = f"Shot {shot.index}: {shot.description[:40]}"
@@ -129,12 +131,14 @@ def layout(spec: PipelineSpec) -> None:
             previous = placed.get(stage.id)
             if previous and previous.get("job") == stage.job_id:
                 continue
-            _place_stage(scene, spec, stage.id, role, stages, *where, previous, placed)
+            changed = _place_stage(scene, spec, stage.id, role, stages, *where, previous, placed) or changed
     data = json.loads(scene.get(LAYOUT_KEY, "{}"))
     data[spec.id] = placed
     scene[LAYOUT_KEY] = json.dumps(data)
     end = frames[-1][0] + frames[-1][1] - 1 if frames else start
     scene.frame_end = max(scene.frame_end, end)
+    if changed:
+        sequencer.push_undo()
 
 
 def _line_slot(scene: Any, stage: Any, first: int, length: int, line: int, lines: int) -> tuple[int, int]:
@@ -156,32 +160,37 @@ def _place_stage(
     length: int,
     previous: dict[str, Any] | None,
     placed: dict[str, dict[str, Any]],
-) -> None:
+) -> bool:
+    """Place one finished stage (or swap its new take in); True when the Sequencer changed."""
     stage = stages[stage_id]
     path = stage.outputs.files[0].path
-    takes: list[str] = []
-    where = None
-    if previous is not None:
-        where = sequencer.remove_strip(scene, previous["strip"])
-        takes = [*previous.get("takes", []), previous.get("path", "")]
+    origin = {"pipeline": spec.id, "stage": stage_id}
+    old = sequencer.strips(scene).get(previous["strip"]) if previous is not None else None
+    if old is not None:  # a new take: the same strip shows the new file (channel, frames and effects kept)
+        try:
+            sequencer.swap_take(old, path)
+        except (ValueError, RuntimeError, OSError) as exc:
+            log.warning("could not swap %s in place (%s): placing it anew", stage_id, exc)
+        else:
+            placed[stage_id] = {"strip": old.name, "job": stage.job_id, "path": path}
+            return True
     kind = "voice" if role == "voice" else role
-    channel = where[0] if where else CHANNELS.get(kind, 5)
-    frame = where[1] if where else first
+    channel = CHANNELS.get(kind, 5)
     name = f"{stage.label or stage_id}"[:60]
     try:
         if kind == "image":
-            strip = sequencer.place_image(scene, path, frame=frame, duration=length, name=name, channel=channel)
+            strip = sequencer.place_image(scene, path, frame=first, duration=length, name=name, channel=channel)
         elif kind == "video":
-            strip = sequencer.place_movie(scene, path, frame=frame, duration=length, name=name, channel=channel)
+            strip = sequencer.place_movie(scene, path, frame=first, duration=length, name=name, channel=channel)
         else:
-            strip = sequencer.place_sound(scene, path, frame=frame, duration=length, name=name, channel=channel)
+            strip = sequencer.place_sound(scene, path, frame=first, duration=length, name=name, channel=channel)
     except (RuntimeError, OSError) as exc:  # a file Blender cannot read is reported, the rest is laid out
         log.warning("could not place %s: %s", stage_id, exc)
-        return
+        return False
     strip["movie_director_stage"] = stage_id
-    if takes:
-        strip["takes"] = json.dumps([t for t in takes if t])
-    placed[stage_id] = {"strip": strip.name, "job": stage.job_id, "path": path, "takes": takes}
+    sequencer.remember_take(strip, path, origin)
+    placed[stage_id] = {"strip": strip.name, "job": stage.job_id, "path": path}
+    return True
 
 
 class MOVIEDIR_PG_direct_settings(bpy.types.PropertyGroup):

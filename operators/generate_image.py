@@ -1,8 +1,9 @@
 """Generate Image: a ComfyUI workflow template with the sidebar's settings; the image lands on the Sequencer at the
 playhead (first free channel) and in ``bpy.data.images``.
 
-Touches bpy (main thread only). Invoked from the UI it runs modal (Esc cancels); from a script it returns at once and
-leaves the handle in ``addon_runtime.last_handle``; ``api.generate_image`` is the console form.
+Touches bpy (main thread only). The operator queues the job and returns at once (progress and cancel are in the
+status bar and the Jobs panel) and leaves the handle in ``addon_runtime.last_handle``; ``api.generate_image`` is the
+console form.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from .. import addon_runtime
+from ..runtime.errors import MovieDirectorError
 from . import sequencer
 from .base import JobOperator
 from .placement import placement_for, register_placer
 
 if TYPE_CHECKING:
-    from ..runtime.bridge import JobHandle
+    from ..runtime.bridge import BatchHandle, JobHandle
     from ..runtime.jobs import Job
     from ..runtime.placement import Placement
 
@@ -61,16 +63,71 @@ def submit_image(
 ) -> JobHandle:
     """Queue one ComfyUI image job from plain values (shared by the operator and the console API); placed when done
     if ``placement``."""
+    request = image_request(prompt, template, preset, params, input_image, title)
+    handle = addon_runtime.runtime().submit("comfyui", "image", request, placement=placement)
+    return handle.on_progress(show_preview)
+
+
+def image_request(
+    prompt: str,
+    template: str,
+    preset: str | None,
+    params: dict[str, Any] | None,
+    input_image: str | None,
+    title: str,
+) -> dict[str, Any]:
+    """The ComfyUI "image" request for a template and its parameters."""
     values = dict(params or {})
     if prompt or _takes(template, "prompt"):
         values["prompt"] = prompt
     request: dict[str, Any] = {"template": template, "params": values, "preset": preset, "title": title or prompt}
     if input_image:
         request["images"] = {"input_image": input_image}
-    handle = addon_runtime.runtime().submit("comfyui", "image", request, placement=placement)
-    return handle.on_progress(show_preview)
+    return request
 
 
+def submit_variations(
+    count: int,
+    *,
+    prompt: str,
+    seed: int = -1,
+    layout: str = "SIDE_BY_SIDE",
+    scene: Any = None,
+    frame: int | None = None,
+    template: str = "txt2img",
+    preset: str | None = None,
+    params: dict[str, Any] | None = None,
+    input_image: str | None = None,
+) -> BatchHandle:
+    """Queue ``count`` images that differ only in their seed, as one batch. ``layout`` SIDE_BY_SIDE stacks them on
+    free channels at one frame (to compare), SEQUENCE puts them one after another (to play through)."""
+    import random
+
+    from ..runtime.core import JobSpec
+
+    if not 1 <= count <= MAX_VARIATIONS:
+        raise ValueError(f"Variations must be between 1 and {MAX_VARIATIONS}, not {count}")
+    if layout not in ("SIDE_BY_SIDE", "SEQUENCE"):
+        raise ValueError(f"layout must be SIDE_BY_SIDE or SEQUENCE, not {layout!r}")
+    scene = scene or bpy.context.scene
+    first = scene.frame_current if frame is None else int(frame)
+    duration = sequencer.seconds_to_frames(scene, STILL_SECONDS)
+    seeds = random.sample(range(2**31), count) if seed < 0 else [seed + i for i in range(count)]
+    specs = []
+    for i, s in enumerate(seeds):
+        request = image_request(prompt, template, preset, {**(params or {}), "seed": s}, input_image, "")
+        request["title"] = f"{prompt[:40]} (variation {i + 1}/{count})"
+        at = first if layout == "SIDE_BY_SIDE" else first + i * duration
+        where = placement_for(scene, "image", frame=at, name=prompt[:48], extra={"duration": duration})
+        specs.append(JobSpec(backend="comfyui", kind="image", request=request, placement=where))
+    batch = addon_runtime.runtime().submit_batch(specs)
+    for handle in batch.handles:
+        handle.on_progress(show_preview)
+    return batch
+
+
+#: The most variations one click may queue.
+MAX_VARIATIONS = 16
 PREVIEW_IMAGE = "Movie Director Preview"
 _last_preview: bytes | None = None
 
@@ -186,6 +243,17 @@ class MOVIEDIR_PG_image_settings(bpy.types.PropertyGroup):
         default="NONE",
     )
     input_image: bpy.props.StringProperty(name="Image Name", default="")  # type: ignore[valid-type]
+    variations: bpy.props.IntProperty(  # type: ignore[valid-type]
+        name="Variations", description="How many images to make, each with its own seed", default=1, min=1, max=16
+    )
+    variation_layout: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Lay Out",
+        items=[
+            ("SIDE_BY_SIDE", "Side by Side", "Stacked on free channels at the playhead, to compare"),
+            ("SEQUENCE", "One After Another", "In a row from the playhead, to play through"),
+        ],
+        default="SIDE_BY_SIDE",
+    )
     checkpoint: bpy.props.StringProperty(  # type: ignore[valid-type]
         name="Model", description="Checkpoint file on the server (empty = the template's default)", default=""
     )
@@ -241,7 +309,43 @@ class MOVIEDIR_OT_generate_image(JobOperator):
         return placement_for(context.scene, "image")
 
 
-classes = (MOVIEDIR_PG_image_settings, MOVIEDIR_OT_generate_image)
+class MOVIEDIR_OT_generate_variations(bpy.types.Operator):
+    bl_idname = "moviedir.generate_variations"
+    bl_label = "Generate Variations"
+    bl_description = "Queue the panel's image with several seeds as one batch, laid out side by side or in a row"
+    bl_options = {"REGISTER"}  # the strips arrive later, each as its own undo step
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return context.scene is not None
+
+    def execute(self, context: Any) -> set[str]:
+        settings = context.scene.movie_director_image
+        try:
+            if not settings.prompt.strip() and settings.input_source == "NONE":
+                raise ValueError("Write a prompt first")
+            batch = submit_variations(
+                settings.variations,
+                prompt=settings.prompt,
+                seed=settings.seed,
+                layout=settings.variation_layout,
+                scene=context.scene,
+                template=settings.template,
+                preset=None if settings.preset == "CUSTOM" else settings.preset,
+                params={k: v for k, v in settings_params(settings).items() if k != "seed"},
+                input_image=export_input_image(context.scene, settings.input_source, settings.input_image),
+            )
+        except (MovieDirectorError, ValueError) as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        addon_runtime.last_batch = batch
+        addon_runtime.last_handle = batch.handles[-1]
+        addon_runtime.ensure_timer()
+        self.report({"INFO"}, f"{len(batch)} variations were queued")
+        return {"FINISHED"}
+
+
+classes = (MOVIEDIR_PG_image_settings, MOVIEDIR_OT_generate_image, MOVIEDIR_OT_generate_variations)
 _register, _unregister = bpy.utils.register_classes_factory(classes)
 
 

@@ -2,8 +2,8 @@
 video, placed as a movie strip at the playhead on the first free channel. Also the model list the sidebar shows and
 the console functions ``generate_video`` and ``video_models``.
 
-Touches bpy (main thread only). Invoked from the UI the operator runs modal (Esc cancels; the progress bar reads
-"inference 12/30"); from a script it returns at once and leaves the handle in ``addon_runtime.last_handle``. Wan2GP's
+Touches bpy (main thread only). The operator queues the job and returns at once (the status bar and the Jobs panel
+show "inference 12/30" and a cancel button) and leaves the handle in ``addon_runtime.last_handle``. Wan2GP's
 Wan models make 16 frames a second: a length in seconds becomes ``round(seconds * 16)`` frames, and the strip is as
 many frames long as the video (a scene at another frame rate plays it at the scene's rate). The model list is a cache
 in the window manager (never saved in a .blend), filled by the refresh operator or ``video_models()``.

@@ -1,14 +1,16 @@
-"""Operators on jobs and backends: test a connection, cancel a job, clear finished jobs from the list.
+"""Operators on jobs and backends: test a connection, cancel one job or all, pause a backend's queue, move a queued
+job up or down, retry a job, copy its settings back into its panel, open its output folder, clear finished jobs.
 
 Touches bpy (main thread only).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import bpy
-from bpy.props import StringProperty
+from bpy.props import EnumProperty, StringProperty
 
 from .. import addon_runtime
 
@@ -67,5 +69,208 @@ class MOVIEDIR_OT_clear_finished(bpy.types.Operator):
         return {"FINISHED"}
 
 
-classes = (MOVIEDIR_OT_test_connection, MOVIEDIR_OT_cancel_job, MOVIEDIR_OT_clear_finished)
+class MOVIEDIR_OT_cancel_all(bpy.types.Operator):
+    bl_idname = "moviedir.cancel_all"
+    bl_label = "Cancel All Jobs"
+    bl_description = "Stop every running and queued Movie Director job (servers are asked to stop their work too)"
+    bl_options = {"INTERNAL"}  # acts on background work, not on Blender data
+
+    def execute(self, context: Any) -> set[str]:
+        rt = addon_runtime.current()
+        live = [h for h in rt.jobs() if not h.done] if rt else []
+        for handle in live:
+            handle.cancel()
+        self.report({"INFO"}, f"Cancelling {len(live)} job(s)" if live else "No job is running")
+        return {"FINISHED"}
+
+
+class MOVIEDIR_OT_pause_backend(bpy.types.Operator):
+    bl_idname = "moviedir.pause_backend"
+    bl_label = "Pause / Resume"
+    bl_description = "Hold this server's queued jobs (running ones carry on), or let them start again"
+    bl_options = {"INTERNAL"}  # acts on background work
+
+    backend: StringProperty(name="Backend")  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> set[str]:
+        rt = addon_runtime.runtime()
+        if self.backend not in rt.backends:
+            self.report({"ERROR"}, f"Unknown backend {self.backend!r}")
+            return {"CANCELLED"}
+        if rt.is_paused(self.backend):
+            rt.resume(self.backend)
+            self.report({"INFO"}, f"{self.backend}: queued jobs start again")
+        else:
+            rt.pause(self.backend)
+            self.report({"INFO"}, f"{self.backend}: queued jobs are held")
+        addon_runtime.tag_redraw()
+        return {"FINISHED"}
+
+
+class MOVIEDIR_OT_job_priority(bpy.types.Operator):
+    bl_idname = "moviedir.job_priority"
+    bl_label = "Move Job"
+    bl_description = "Move a queued job up (starts sooner) or down its server's queue"
+    bl_options = {"INTERNAL"}  # acts on background work
+
+    job_id: StringProperty(name="Job")  # type: ignore[valid-type]
+    direction: EnumProperty(items=[("UP", "Up", "Start sooner"), ("DOWN", "Down", "Start later")])  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> set[str]:
+        rt = addon_runtime.current()
+        handle = rt.handle(self.job_id) if rt else None
+        if rt is None or handle is None:
+            self.report({"WARNING"}, "That job is no longer known")
+            return {"CANCELLED"}
+        job = handle.status()
+        if job.state.value != "queued":
+            self.report({"WARNING"}, "Only a queued job can move; this one has started")
+            return {"CANCELLED"}
+        rt.set_priority(job.id, job.priority + (1 if self.direction == "UP" else -1))
+        addon_runtime.ensure_timer()
+        return {"FINISHED"}
+
+
+class MOVIEDIR_OT_retry_job(bpy.types.Operator):
+    bl_idname = "moviedir.retry_job"
+    bl_label = "Retry Job"
+    bl_description = "Run this job's request again as a new job; its result lands where the first one was to land"
+    bl_options = {"INTERNAL"}  # the new result is placed later, as its own undo step
+
+    job_id: StringProperty(name="Job")  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> set[str]:
+        rt = addon_runtime.current()
+        if rt is None or rt.handle(self.job_id) is None:
+            self.report({"WARNING"}, "That job is no longer known")
+            return {"CANCELLED"}
+        job = rt.handle(self.job_id).status()  # type: ignore[union-attr]
+        addon_runtime.last_handle = rt.submit(
+            job.backend, job.kind, job.request, priority=job.priority, placement=job.placement
+        )
+        addon_runtime.ensure_timer()
+        self.report({"INFO"}, "The job was queued again")
+        return {"FINISHED"}
+
+
+class MOVIEDIR_OT_use_job_settings(bpy.types.Operator):
+    bl_idname = "moviedir.use_job_settings"
+    bl_label = "Use These Settings"
+    bl_description = "Copy this job's prompt and settings back into the panel it came from"
+    bl_options = {"REGISTER", "UNDO"}  # it edits the scene's settings: undoable like any edit
+
+    job_id: StringProperty(name="Job")  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> set[str]:
+        from .job_settings import copy_settings
+
+        rt = addon_runtime.current()
+        handle = rt.handle(self.job_id) if rt else None
+        if handle is None:
+            self.report({"WARNING"}, "That job is no longer known")
+            return {"CANCELLED"}
+        job = handle.status()
+        try:
+            copied, refused = copy_settings(context.scene, job.backend, job.kind, job.request)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        message = f"Copied {', '.join(copied) or 'nothing'}"
+        if refused:
+            message += f"; the panel cannot hold {', '.join(refused)}"
+        self.report({"WARNING" if refused else "INFO"}, message)
+        return {"FINISHED"}
+
+
+class MOVIEDIR_OT_open_output_folder(bpy.types.Operator):
+    bl_idname = "moviedir.open_output_folder"
+    bl_label = "Open Output Folder"
+    bl_description = "Show the folder generated files are saved to (one job's folder when a job is given)"
+    bl_options = {"INTERNAL"}  # opens a file browser; changes nothing
+
+    job_id: StringProperty(name="Job")  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> set[str]:
+        folder = job_folder(self.job_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        bpy.ops.wm.path_open(filepath=str(folder))
+        return {"FINISHED"}
+
+
+class MOVIEDIR_OT_place_here(bpy.types.Operator):
+    bl_idname = "moviedir.place_here"
+    bl_label = "Place Here"
+    bl_description = "Put this result, asked for from another file, into the open file's current scene"
+    bl_options = {"INTERNAL"}  # placing is its own undo step
+
+    job_id: StringProperty(name="Job")  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> set[str]:
+        from .placement import PENDING, place_into
+
+        job = PENDING.get(self.job_id)
+        if job is None:
+            self.report({"WARNING"}, "That result is no longer waiting to be placed")
+            return {"CANCELLED"}
+        rt = addon_runtime.current()
+        handle = rt.handle(job.id) if rt else None
+        before = handle.placement_error if handle else ""
+        place_into(job, context.scene)
+        problem = handle.placement_error if handle else ""
+        if problem and problem != before:
+            self.report({"ERROR"}, problem)
+            return {"CANCELLED"}
+        self.report({"INFO"}, "The result was placed in this file")
+        return {"FINISHED"}
+
+
+class MOVIEDIR_OT_open_result_file(bpy.types.Operator):
+    bl_idname = "moviedir.open_result_file"
+    bl_label = "Open File"
+    bl_description = "Open the .blend this result was asked from (it is placed there as soon as the file is open)"
+    bl_options = {"INTERNAL"}  # opens another file
+
+    job_id: StringProperty(name="Job")  # type: ignore[valid-type]
+
+    def execute(self, context: Any) -> set[str]:
+        from .placement import PENDING
+
+        job = PENDING.get(self.job_id)
+        if job is None or job.placement is None:
+            self.report({"WARNING"}, "That result is no longer waiting to be placed")
+            return {"CANCELLED"}
+        path = job.placement.blend_file
+        if not os.path.isfile(path):
+            self.report({"ERROR"}, f"{path} is no longer there: use Place Here instead")
+            return {"CANCELLED"}
+        bpy.ops.wm.open_mainfile("INVOKE_DEFAULT" if context.window else "EXEC_DEFAULT", filepath=path)
+        return {"FINISHED"}
+
+
+def job_folder(job_id: str = "") -> Any:
+    """A job's output folder (the folder of its first file), or the output root."""
+    from pathlib import Path
+
+    rt = addon_runtime.current()
+    handle = rt.handle(job_id) if rt and job_id else None
+    if handle is not None:
+        files = handle.status().outputs.files
+        if files:
+            return Path(files[0].path).parent
+    return rt.output_root if rt else addon_runtime.output_root()
+
+
+classes = (
+    MOVIEDIR_OT_test_connection,
+    MOVIEDIR_OT_cancel_job,
+    MOVIEDIR_OT_clear_finished,
+    MOVIEDIR_OT_cancel_all,
+    MOVIEDIR_OT_pause_backend,
+    MOVIEDIR_OT_job_priority,
+    MOVIEDIR_OT_retry_job,
+    MOVIEDIR_OT_use_job_settings,
+    MOVIEDIR_OT_open_output_folder,
+    MOVIEDIR_OT_place_here,
+    MOVIEDIR_OT_open_result_file,
+)
 register, unregister = bpy.utils.register_classes_factory(classes)

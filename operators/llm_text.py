@@ -2,8 +2,8 @@
 turned into a validated shot list stored on the scene (so it is saved with the .blend, ready for the other backends).
 
 Touches bpy (main thread only). Streamed text arrives through the job handle's ``on_text`` callbacks, which the pump
-runs on the main thread in order, one per piece, none dropped. Invoked from the UI the operators run modal (Esc
-stops the job and closes its connection); from a script they return at once and leave the handle in
+runs on the main thread in order, one per piece, none dropped. The operators queue the job and return at once
+(Stop, or the cancel button in the status bar, ends the job and closes its connection) and leave the handle in
 ``addon_runtime.last_handle``. :func:`write` and :func:`shot_list` are the console forms.
 """
 
@@ -194,7 +194,7 @@ def _show_text(context: Any, text_name: str) -> None:
 class MOVIEDIR_OT_write_script(JobOperator):
     bl_idname = "moviedir.write_script"
     bl_label = "Write"
-    bl_description = "Stream a script from the LLM into a Text block, token by token (Esc stops it)"
+    bl_description = "Stream a script from the LLM into a Text block, token by token (Stop ends it)"
     bl_options = {"REGISTER"}  # the text arrives later through callbacks, outside this operator's undo step
 
     what = "The script"

@@ -19,6 +19,7 @@ import bpy
 
 from .. import addon_runtime
 from ..runtime.placement import Placement
+from . import sequencer
 
 if TYPE_CHECKING:
     from ..runtime.core import Runtime
@@ -103,11 +104,24 @@ def place(job: Job) -> Any | None:
             raise LookupError(f"no placer called {placement.placer!r} is registered")
         if scene is None:
             raise LookupError(f"the scene {placement.scene!r} is not in this file")
-        return fn(scene, job, placement)
+        placed = fn(scene, job, placement)
+        sequencer.mark_generated(placed, job)  # every generated strip starts its list of takes
     except Exception as exc:  # any failure is the user's to see, on the job
         log.warning("placing job %s failed", job.id, exc_info=True)
         _report(job, f"could not place the result: {type(exc).__name__}: {exc}")
         return None
+    sequencer.push_undo()  # its own undo step: Ctrl+Z removes exactly this result
+    return placed
+
+
+def place_into(job: Job, scene: Any) -> Any | None:
+    """Place a result asked for from another file into ``scene`` of the open file (*Place here*)."""
+    if job.placement is None:
+        return None
+    here = job.placement.model_copy(
+        update={"blend_file": bpy.data.filepath, "scene": scene.name, "scene_id": scene_id(scene)}
+    )
+    return place(job.model_copy(update={"placement": here}))
 
 
 def place_pending() -> int:

@@ -5,14 +5,24 @@ Touches bpy (main thread only). Blender 4.4+ calls the strip collection ``strips
 
 from __future__ import annotations
 
+import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import bpy
 
+log = logging.getLogger(__name__)
+
 MAX_CHANNEL = 128
 #: On a clip's retiming meta strip: the movie file inside it.
 SOURCE_KEY = "movie_director_source"
+#: On every generated strip: every file it has shown, oldest first, the current one included (JSON list).
+TAKES_KEY = "takes"
+#: On every generated strip: what made it ({"backend", "kind", "request"} as JSON), for a new take.
+ORIGIN_KEY = "movie_director_origin"
+#: The name of the undo step each placed result gets.
+UNDO_MESSAGE = "Place Movie Director result"
 
 
 def strips(scene: Any) -> Any:
@@ -122,3 +132,87 @@ def remove_strip(scene: Any, name: str) -> tuple[int, int, int] | None:
     where = (strip.channel, strip.frame_final_start, strip.frame_final_duration)
     strips(scene).remove(strip)
     return where
+
+
+def push_undo(message: str = UNDO_MESSAGE) -> None:
+    """Make what was just placed its own undo step, so Ctrl+Z removes exactly it. Placement runs from a timer,
+    where Blender has no window in the context: the first window stands in."""
+    wm = getattr(bpy.context, "window_manager", None)
+    window = wm.windows[0] if wm is not None and len(wm.windows) else None
+    try:
+        if window is not None and bpy.context.window is None:
+            with bpy.context.temp_override(window=window):
+                bpy.ops.ed.undo_push(message=message)
+        else:
+            bpy.ops.ed.undo_push(message=message)
+    except RuntimeError as exc:  # no undo stack (e.g. undo disabled): the result stays, only the step is missing
+        log.warning("could not add the undo step %r: %s", message, exc)
+
+
+def takes(strip: Any) -> list[str]:
+    """The files a generated strip has shown, oldest first (:func:`current_file` says which one it shows now)."""
+    try:
+        value = json.loads(strip.get(TAKES_KEY, "[]"))
+    except (TypeError, ValueError):
+        return []
+    return [str(v) for v in value if v] if isinstance(value, list) else []
+
+
+def current_file(strip: Any) -> str:
+    """The file a strip shows now: an image strip's picture, a clip's movie, a sound's file."""
+    if strip.type == "IMAGE":
+        return bpy.path.abspath(str(Path(strip.directory) / strip.elements[0].filename))
+    if strip.type == "SOUND":
+        return bpy.path.abspath(strip.sound.filepath) if strip.sound else ""
+    if strip.type == "META":
+        return movie_path(strip)
+    return bpy.path.abspath(str(getattr(strip, "filepath", "")))
+
+
+def remember_take(strip: Any, path: str, origin: dict[str, Any] | None = None) -> None:
+    """Add ``path`` to the strip's takes (once, in the order they were made), and record what made it."""
+    seen = takes(strip)
+    if path not in seen:
+        strip[TAKES_KEY] = json.dumps([*seen, path])
+    if origin is not None:
+        strip[ORIGIN_KEY] = json.dumps(origin)
+
+
+#: Request keys too bulky to keep on a strip (a whole workflow); a new take asks the server with the rest.
+_BULKY = ("workflow", "resolved_workflow")
+
+
+def origin_of(job: Any) -> dict[str, Any]:
+    """What made a job's result, as plain data kept on its strip: enough to ask for another take."""
+    request = {k: v for k, v in job.request.items() if k not in _BULKY}
+    return {"backend": job.backend, "kind": job.kind, "request": request}
+
+
+def mark_generated(placed: Any, job: Any) -> None:
+    """Give every strip a job placed its file as the first take, and remember what made it."""
+    items = placed if isinstance(placed, (list, tuple)) else [placed]
+    for strip in items:
+        if strip is not None:
+            remember_take(strip, current_file(strip), origin_of(job))
+
+
+def swap_take(strip: Any, path: str) -> None:
+    """Show ``path`` in ``strip`` in place: the same strip keeps its channel, frames, effects and modifiers."""
+    if not Path(path).is_file():
+        raise ValueError(f"The take {path} is no longer on disk")
+    if strip.type == "IMAGE":
+        strip.directory = str(Path(path).parent) + "/"
+        strip.elements[0].filename = Path(path).name
+    elif strip.type == "SOUND":
+        strip.sound = bpy.data.sounds.load(path, check_existing=True)
+    elif strip.type == "MOVIE":
+        strip.filepath = path
+    elif strip.type == "META":
+        inner = strip.strips if hasattr(strip, "strips") else strip.sequences
+        for child in inner:
+            if child.type == "MOVIE":
+                child.filepath = path
+        strip[SOURCE_KEY] = path
+    else:
+        raise ValueError(f"A {strip.type.lower()} strip has no file to swap")
+    remember_take(strip, path)

@@ -1,8 +1,8 @@
 """Sound Effect: a text prompt becomes an AudioLDM sound, placed as a sound strip of the requested length at the
 playhead on the first free channel. Also the console function ``sound_effect``.
 
-Touches bpy (main thread only). Invoked from the UI the operator runs modal (Esc cancels); from a script it returns at
-once and leaves the handle in ``addon_runtime.last_handle``. AudioLDM's demo app answers with a waveform *video*
+Touches bpy (main thread only). The operator queues the job and returns at once and leaves the handle in
+``addon_runtime.last_handle``. AudioLDM's demo app answers with a waveform *video*
 whose audio track is the sound: the sound strip is made straight from that file (Blender reads a video's audio
 track). A sound longer than asked for (AudioLDM2 always makes 10 s) is trimmed to the requested length.
 """

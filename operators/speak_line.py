@@ -258,15 +258,6 @@ class MOVIEDIR_OT_speak_line(JobOperator):
         name = f"{s.character or voice or 'line'}: {s.text.strip()}"[:48]
         return line_placement(context.scene, s.text, name=name, rvc_voice=rvc_voice, pitch=pitch)
 
-    def modal(self, context: Any, event: Any) -> set[str]:
-        """As every job operator, but once the line is spoken and goes on to its cast voice, follow that job."""
-        if event.type == "TIMER" and self._handle is not None:
-            addon_runtime.runtime().pump()  # runs the placer, which queues the conversion
-            conversion = CONVERSIONS.get(self._handle.id)
-            if conversion is not None:
-                self._handle = conversion
-        return super().modal(context, event)
-
     def start_job(self, context: Any, placement: Placement | None) -> JobHandle:
         s = context.scene.movie_director_speech
         voice, _, _ = resolve_voices(context.scene, s.character, s.voice, s.rvc_voice, s.pitch)

@@ -31,11 +31,15 @@ JOB_ICONS = {
 
 
 def progress_text(job: Any) -> str:
-    """What a progress bar says: "sampling 12/30", "inference 4/8", or the job's state."""
+    """What a progress bar says: "sampling 12/30, 2 min left", "inference 4/8", or the job's state."""
+    from ..runtime.eta import format_eta
+
     p = job.progress
     text = p.stage or job.state.value
     if p.step is not None and p.total:
         text += f" {p.step}/{p.total}"
+    if p.eta_s is not None:
+        text += f", {format_eta(p.eta_s)} left"
     return text
 
 
@@ -88,7 +92,12 @@ class MOVIEDIR_PT_backends(MovieDirectorPanel, bpy.types.Panel):
             state, message = states.get(info.name, ("unknown", "not tested yet"))
             row = layout.row(align=True)
             row.label(text=f"{info.label}: {state}", icon=STATE_ICONS.get(state, "QUESTION"))
+            paused = bool(rt and rt.is_paused(info.name))
+            pause = row.operator("moviedir.pause_backend", text="", icon="PLAY" if paused else "PAUSE", depress=paused)
+            pause.backend = info.name
             row.operator("moviedir.test_connection", text="", icon="FILE_REFRESH").backend = info.name
+            if paused:
+                layout.label(text="Queue held: queued jobs wait until you resume", icon="PAUSE")
             if message and state != "connected":
                 layout.label(text=message[:120])
 
@@ -105,19 +114,48 @@ class MOVIEDIR_PT_jobs(MovieDirectorPanel, bpy.types.Panel):
             layout.label(text="No jobs yet")
             return
         for handle in reversed(handles[-20:]):
-            job = handle.status()
-            box = layout.box()
-            row = box.row(align=True)
-            title = job.request.get("title") or job.request.get("prompt") or job.kind
-            row.label(text=f"{job.backend}: {str(title)[:40]}", icon=JOB_ICONS.get(job.state.value, "DOT"))
-            if not handle.done:
-                row.operator("moviedir.cancel_job", text="", icon="X").job_id = job.id
-                box.progress(factor=job.progress.fraction, type="BAR", text=progress_text(job))
-                if job.log:
-                    box.label(text=job.log[-1][:100])
-            elif job.error is not None:
-                box.label(text=job.error.message[:120])
-        layout.operator("moviedir.clear_finished", icon="TRASH")
+            draw_job(layout.box(), handle)
+        row = layout.row(align=True)
+        row.operator("moviedir.clear_finished", icon="TRASH")
+        row.operator("moviedir.open_output_folder", text="", icon="FILE_FOLDER").job_id = ""
+
+
+def draw_job(box: Any, handle: Any) -> None:
+    """One job: what it is, where it stands, and what can be done with it now."""
+    from ..operators import placement
+    from ..operators.job_settings import can_copy
+
+    job, done = handle.status(), handle.done
+    waiting = placement.PENDING.get(job.id)
+    if waiting is not None and waiting.placement is not None:
+        box.label(text=f"Result for {bpy.path.basename(waiting.placement.blend_file)}", icon="FILE_BLEND")
+        row = box.row(align=True)
+        row.operator("moviedir.place_here", icon="IMPORT").job_id = job.id
+        row.operator("moviedir.open_result_file", icon="FILEBROWSER").job_id = job.id
+    if handle.placement_error:
+        box.label(text=handle.placement_error[:120], icon="ERROR")
+
+    row = box.row(align=True)
+    title = job.request.get("title") or job.request.get("prompt") or job.kind
+    row.label(text=f"{job.backend}: {str(title)[:40]}", icon=JOB_ICONS.get(job.state.value, "DOT"))
+    if job.state.value == "queued":
+        for direction, icon in (("UP", "TRIA_UP"), ("DOWN", "TRIA_DOWN")):
+            op = row.operator("moviedir.job_priority", text="", icon=icon)
+            op.job_id, op.direction = job.id, direction
+    if not done:
+        row.operator("moviedir.cancel_job", text="", icon="X").job_id = job.id
+        box.progress(factor=job.progress.fraction, type="BAR", text=progress_text(job))
+        if job.log:
+            box.label(text=job.log[-1][:100])
+        return
+    if job.state.value != "succeeded":
+        row.operator("moviedir.retry_job", text="", icon="FILE_REFRESH").job_id = job.id
+    if can_copy(job.backend, job.kind):
+        row.operator("moviedir.use_job_settings", text="", icon="PASTEDOWN").job_id = job.id
+    if job.outputs.files:
+        row.operator("moviedir.open_output_folder", text="", icon="FILE_FOLDER").job_id = job.id
+    if job.error is not None:
+        box.label(text=job.error.message[:120])
 
 
 class MOVIEDIR_PT_image(MovieDirectorPanel, bpy.types.Panel):
@@ -145,7 +183,13 @@ class MOVIEDIR_PT_image(MovieDirectorPanel, bpy.types.Panel):
         layout.prop(settings, "input_source")
         if settings.input_source == "IMAGE":
             layout.prop(settings, "input_image")
-        layout.operator("moviedir.generate_image", icon="IMAGE_DATA")
+        row = layout.row(align=True)
+        row.operator("moviedir.generate_image", icon="IMAGE_DATA")
+        row = layout.row(align=True)
+        row.prop(settings, "variations")
+        if settings.variations > 1:
+            row.prop(settings, "variation_layout", text="")
+            layout.operator("moviedir.generate_variations", text=f"Generate {settings.variations}", icon="IMGDISPLAY")
         preview = bpy.data.images.get("Movie Director Preview")
         if preview is not None and preview.preview is not None:
             layout.template_icon(icon_value=preview.preview.icon_id, scale=6.0)

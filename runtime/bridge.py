@@ -291,6 +291,26 @@ class BatchHandle:
     def __len__(self) -> int:
         return len(self.handles)
 
+    def on_progress(self, cb: Callable[[BatchHandle], Any]) -> BatchHandle:
+        """``cb(batch)`` on the pumping thread whenever one of its jobs moved or ended (read ``batch.progress``)."""
+        for h in self.handles:
+            h.on_progress(lambda job: cb(self))
+            h.on_done(lambda job: cb(self))
+        return self
+
+    def on_done(self, cb: Callable[[BatchHandle], Any]) -> BatchHandle:
+        """``cb(batch)`` once, on the pumping thread, when every job of the batch has ended."""
+        fired: list[bool] = []
+
+        def check(job: Job) -> None:
+            if not fired and self.done:
+                fired.append(True)
+                cb(self)
+
+        for h in self.handles:
+            h.on_done(check)
+        return self
+
     @property
     def progress(self) -> float:
         """Mean progress, counting finished jobs as 1."""

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .errors import redact
+from .eta import StepClock
 from .jobs import Job, JobState, Progress
 from .outbox import Logged, Message, Progressed, Streamed
 from .record import JobRecord
@@ -35,6 +36,7 @@ class JobContext:
     def __init__(self, host: JobHost, record: JobRecord) -> None:
         self._host = host
         self._rec = record
+        self._clock = StepClock()
 
     @property
     def job(self) -> Job:
@@ -78,6 +80,8 @@ class JobContext:
     ) -> None:
         job = self.job
         old = job.progress
+        if eta_s is None:  # no estimate from the server: the job's own pace
+            eta_s = self._clock.eta(old.step if step is None else step, old.total if total is None else total)
         values: dict[str, Any] = {
             "stage": old.stage if stage is None else redact(stage),
             "fraction": old.fraction if fraction is None else min(max(fraction, 0.0), MAX_RUNNING_FRACTION),

@@ -35,6 +35,7 @@ from .loop import LoopThread
 from .outbox import Outbox, RuntimeEvent
 from .pipeline import PipelineHandle, PipelineSpec, check_acyclic
 from .placement import Placement
+from .queue_control import QueueControl
 from .requests import plain_request
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,7 @@ class JobSpec:
     placement: Placement | None = None
 
 
-class Runtime:
+class Runtime(QueueControl):
     """One loop thread, the backends' clients, the job queue, and the outbox back to the caller."""
 
     def __init__(
@@ -80,6 +81,7 @@ class Runtime:
         self._lock = threading.Lock()
         #: The handle of the job submitted last, however it was started (console, operator, script).
         self.last_handle: JobHandle | None = None
+        self.paused_backends = set()
         self.engine = Engine(
             self,
             outbox=self.outbox,
@@ -327,30 +329,6 @@ class Runtime:
         """Run a plain callable on the loop thread (starting it if needed)."""
         self._ensure_started()
         self.loop_thread.call_soon(fn)
-
-    # --- queue control --------------------------------------------------------------------------------------------
-    def pause(self, backend: str | None = None) -> None:
-        """Hold queued jobs (all backends, or one); running jobs carry on."""
-        self.on_loop(lambda: self.engine.scheduler.pause(backend))
-
-    def resume(self, backend: str | None = None) -> None:
-        self.on_loop(lambda: self.engine.scheduler.resume(backend))
-
-    def set_concurrency(self, backend: str, limit: int) -> None:
-        """Change how many jobs of one backend run at once, live."""
-        if limit < 1:
-            raise InvalidRequestError(f"Concurrency must be at least 1, not {limit}", backend=backend)
-        self.configure(self.engine.configs[backend].model_copy(update={"concurrency": limit}))
-
-    def stats(self, timeout: float = 2.0) -> dict[str, dict[str, Any]]:
-        """Active and queued jobs per backend."""
-        if not self.running:
-            return {}
-
-        async def read() -> dict[str, dict[str, Any]]:
-            return self.engine.scheduler.stats()
-
-        return self.call(read()).result(timeout)
 
     # --- the home side ----------------------------------------------------------------------------------------------
     def pump(self, budget: float | None = None) -> int:

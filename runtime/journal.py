@@ -231,3 +231,20 @@ def _load(data: str, request: str | None) -> Job:
     if request is not None:
         values["request"] = json.loads(request)
     return Job.model_validate(values)
+
+
+def has_unfinished(path: str | Path) -> bool:
+    """Whether the journal at ``path`` holds a job or pipeline that has not ended: a cheap, read-only look (no
+    runtime, no thread, no network) that decides whether to start the runtime when Blender starts or a file loads.
+    A missing or unreadable journal holds nothing to resume."""
+    path = Path(path)
+    if not path.is_file():
+        return False
+    marks = ",".join("?" * len(LIVE_STATES))
+    try:
+        with sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, timeout=1.0) as db:
+            if db.execute(f"SELECT 1 FROM jobs WHERE state IN ({marks}) LIMIT 1", LIVE_STATES).fetchone():
+                return True
+            return db.execute("SELECT 1 FROM pipelines WHERE done = 0 LIMIT 1").fetchone() is not None
+    except sqlite3.Error:
+        return False

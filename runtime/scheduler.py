@@ -51,6 +51,21 @@ class Scheduler:
                 return True
         return False
 
+    def reprioritize(self, backend: str, job_id: str, priority: int) -> bool:
+        """Move a queued job within its queue (equal priorities keep their order); False if it is not queued."""
+        q = self._queue(backend)
+        for i, (_, seq, rec) in enumerate(q.heap):
+            if rec.job.id == job_id:
+                rec.job.priority = priority
+                q.heap[i] = (-priority, seq, rec)
+                heapq.heapify(q.heap)
+                return True
+        return False
+
+    def queued_ids(self, backend: str) -> list[str]:
+        """The queued jobs of one backend in the order they will start."""
+        return [rec.job.id for _, _, rec in sorted(self._queue(backend).heap, key=lambda e: (e[0], e[1]))]
+
     def finished(self, backend: str, job_id: str) -> None:
         q = self._queue(backend)
         q.active.discard(job_id)

@@ -74,6 +74,7 @@ def test_regenerating_a_stage_replaces_its_strip_in_place_and_keeps_the_take(bac
     before = {s["movie_director_stage"]: s for s in scene.sequence_editor.strips}
     old = before["shot2.image"]
     where, old_file = (old.channel, old.frame_final_start, old.frame_final_duration), old.elements[0].filename
+    old_name = old.name
     old_job = handle.stage("shot2.image").job_id
     handle.regenerate("shot2.image")
     assert pump_until(backends.api.runtime(), lambda: handle.stage("shot2.image").job_id != old_job, timeout=10)
@@ -83,8 +84,10 @@ def test_regenerating_a_stage_replaces_its_strip_in_place_and_keeps_the_take(bac
     new = after["shot2.image"]
     assert (new.channel, new.frame_final_start, new.frame_final_duration) == where
     assert len(after) == len(before)  # replaced, not added
-    takes = json.loads(new["takes"])
-    assert len(takes) == 1 and takes[0].endswith(old_file)
+    takes = json.loads(new["takes"])  # every file the strip has shown, in order: the old take, then the new one
+    assert len(takes) == 2 and takes[0].endswith(old_file)
+    assert takes[1].endswith(new.elements[0].filename) and not takes[1].endswith(old_file)
+    assert new.name == old_name  # the same strip shows the new take: its effects and modifiers stay
     assert after["shot1.image"].name == before["shot1.image"].name  # the other shots were left alone
 
 

@@ -139,7 +139,7 @@ def test_the_sidebar_lists_models_and_follows_the_running_video(video_addon: Any
     assert ("operator", "moviedir.generate_video") in calls and ("operator", "moviedir.refresh_video_models") in calls
     assert ("label", "12 models, listed just now") in calls
     (bar,) = [text for kind, text in calls if kind == "progress"]
-    assert bar.startswith("inference ") and bar.endswith("/100")
+    assert bar.startswith("inference ") and "/100" in bar  # then ", N s left" once the pace is known
     assert any(kind == "label" and "[stand-in]" in text for kind, text in calls)  # Wan2GP's latest console line
     handle.cancel()
     assert handle.wait(2).state.value == "cancelled"

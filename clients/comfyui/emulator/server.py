@@ -104,6 +104,8 @@ class ComfyEmulator:
 
     def _reset_state(self) -> None:
         self.history: dict[str, dict[str, Any]] = {}
+        #: Every prompt id a POST /prompt queued, in order (a test peer's record; ComfyUI keeps none).
+        self.accepted: list[str] = []
         self.upload_count = 0  # POST /upload/image requests served (tests check deduplication with it)
         self.cache: dict[str, CacheEntry] = {}
         self._pending: list[tuple[tuple[float, int], QueueItem]] = []
@@ -441,6 +443,7 @@ class ComfyEmulator:
         if not valid.ok:
             log.warning("invalid prompt: %s", valid.error)
             return web.json_response({"error": valid.error, "node_errors": valid.node_errors}, status=400)
+        self.accepted.append(prompt_id)  # (not upstream: lets tests prove no prompt was sent twice)
         sensitive = {k: extra_data.pop(k) for k in SENSITIVE_EXTRA_DATA_KEYS if k in extra_data}
         extra_data["create_time"] = now_ms()
         self._seq += 1
