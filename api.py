@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import time
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from . import addon_runtime
@@ -32,14 +33,21 @@ __all__ = [
     "JobHandle",
     "JobSpec",
     "Placement",
+    "cancel_all",
+    "clear_finished",
     "convert_voice",
     "direct",
     "generate_image",
+    "generate_variations",
     "generate_video",
     "jobs",
     "last_job",
+    "move_job",
+    "output_folder",
     "pause",
+    "place_here",
     "resume",
+    "retry",
     "runtime",
     "set_cast",
     "set_concurrency",
@@ -52,6 +60,7 @@ __all__ = [
     "subscribe",
     "templates",
     "test_connection",
+    "use_settings",
     "video_models",
     "voices",
     "wait_all",
@@ -258,6 +267,78 @@ def pause(backend: str | None = None) -> None:
 
 def resume(backend: str | None = None) -> None:
     runtime().resume(backend)
+
+
+def move_job(job: JobHandle | str, direction: str) -> int:
+    """Move a queued job one step ``"UP"`` (starts sooner) or ``"DOWN"`` its server's queue; its new priority."""
+    from .operators import jobs as ops
+
+    return ops.move_job(_job_id(job), direction)
+
+
+def retry(job: JobHandle | str) -> JobHandle:
+    """Run a job's request again as a new job (a failed or cancelled one, or another take); same placement."""
+    from .operators import jobs as ops
+
+    return ops.retry_job(_job_id(job))
+
+
+def use_settings(job: JobHandle | str, scene: Any = None) -> tuple[list[str], list[str]]:
+    """Copy a job's settings back into its sidebar panel: (settings copied, settings the panel could not hold)."""
+    from .operators import jobs as ops
+
+    return ops.use_settings(_job_id(job), scene)
+
+
+def cancel_all() -> int:
+    """Cancel every running and queued job (servers are asked to stop too); how many were asked."""
+    from .operators import jobs as ops
+
+    return ops.cancel_all()
+
+
+def clear_finished() -> int:
+    """Forget ended jobs in the job list; how many went."""
+    from .operators import jobs as ops
+
+    return ops.clear_finished()
+
+
+def output_folder(job: JobHandle | str | None = None) -> Path:
+    """Where generated files go: one job's folder, or the output root."""
+    from .operators import jobs as ops
+
+    return Path(ops.job_folder(_job_id(job) if job is not None else ""))
+
+
+def place_here(job: JobHandle | str, scene: Any = None) -> Any:
+    """Place a result that was asked for from another .blend into ``scene`` of the open file."""
+    import bpy
+
+    from .operators import placement
+
+    job_id = _job_id(job)
+    waiting = placement.PENDING.get(job_id)
+    if waiting is None:
+        raise ValueError(f"The result of job {job_id!r} is not waiting for a file")
+    return placement.place_into(waiting, scene or bpy.context.scene)
+
+
+def generate_variations(prompt: str, count: int, *, layout: str = "SIDE_BY_SIDE", **kwargs: Any) -> BatchHandle:
+    """Queue ``count`` images that differ only in their seed as one batch, laid out ``SIDE_BY_SIDE`` (stacked at the
+    playhead) or in a ``SEQUENCE``; ``kwargs`` as :func:`generate_image` (seed, template, width, steps...)."""
+    from .operators import generate_image as gen
+
+    template = kwargs.pop("template", "txt2img")
+    seed = int(kwargs.pop("seed", -1))
+    scene, frame = kwargs.pop("scene", None), kwargs.pop("frame", None)
+    return gen.submit_variations(
+        count, prompt=prompt, seed=seed, layout=layout, scene=scene, frame=frame, template=template, params=kwargs
+    )
+
+
+def _job_id(job: JobHandle | str) -> str:
+    return job if isinstance(job, str) else job.id
 
 
 def set_concurrency(backend: str, limit: int) -> None:

@@ -7,12 +7,73 @@ Touches bpy (main thread only).
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 
 from .. import addon_runtime
+
+if TYPE_CHECKING:
+    from ..runtime.bridge import JobHandle
+
+
+def _handle(job_id: str) -> JobHandle:
+    rt = addon_runtime.current()
+    handle = rt.handle(job_id) if rt else None
+    if handle is None:
+        raise ValueError(f"The job {job_id!r} is no longer known")
+    return handle
+
+
+def cancel_all() -> int:
+    """Cancel every live job; returns how many were asked to stop."""
+    rt = addon_runtime.current()
+    live = [h for h in rt.jobs() if not h.done] if rt else []
+    for handle in live:
+        handle.cancel()
+    return len(live)
+
+
+def clear_finished() -> int:
+    """Forget ended jobs in the job list; returns how many went."""
+    rt = addon_runtime.current()
+    done = [h for h in rt.jobs() if h.done] if rt else []
+    for handle in done:
+        handle.dispose()
+    addon_runtime.tag_redraw()
+    return len(done)
+
+
+def move_job(job_id: str, direction: str) -> int:
+    """Move a queued job one step ``"UP"`` (starts sooner) or ``"DOWN"``; returns its new priority."""
+    job = _handle(job_id).status()
+    if job.state.value != "queued":
+        raise ValueError("Only a queued job can move; this one has started")
+    if direction not in ("UP", "DOWN"):
+        raise ValueError(f"direction must be UP or DOWN, not {direction!r}")
+    priority = job.priority + (1 if direction == "UP" else -1)
+    addon_runtime.runtime().set_priority(job.id, priority)
+    addon_runtime.ensure_timer()
+    return priority
+
+
+def retry_job(job_id: str) -> JobHandle:
+    """Run a job's request again as a new job; its result lands where the first one was to land."""
+    job = _handle(job_id).status()
+    handle = addon_runtime.runtime().submit(
+        job.backend, job.kind, job.request, priority=job.priority, placement=job.placement
+    )
+    addon_runtime.ensure_timer()
+    return handle
+
+
+def use_settings(job_id: str, scene: Any = None) -> tuple[list[str], list[str]]:
+    """Copy a job's settings back into its panel: (settings copied, settings the panel could not hold)."""
+    from .job_settings import copy_settings
+
+    job = _handle(job_id).status()
+    return copy_settings(scene or bpy.context.scene, job.backend, job.kind, job.request)
 
 
 class MOVIEDIR_OT_test_connection(bpy.types.Operator):
@@ -60,12 +121,7 @@ class MOVIEDIR_OT_clear_finished(bpy.types.Operator):
     bl_options = {"INTERNAL"}  # only tidies the sidebar
 
     def execute(self, context: Any) -> set[str]:
-        rt = addon_runtime.current()
-        if rt:
-            for handle in rt.jobs():
-                if handle.done:
-                    handle.dispose()
-        addon_runtime.tag_redraw()
+        clear_finished()
         return {"FINISHED"}
 
 
@@ -76,11 +132,8 @@ class MOVIEDIR_OT_cancel_all(bpy.types.Operator):
     bl_options = {"INTERNAL"}  # acts on background work, not on Blender data
 
     def execute(self, context: Any) -> set[str]:
-        rt = addon_runtime.current()
-        live = [h for h in rt.jobs() if not h.done] if rt else []
-        for handle in live:
-            handle.cancel()
-        self.report({"INFO"}, f"Cancelling {len(live)} job(s)" if live else "No job is running")
+        count = cancel_all()
+        self.report({"INFO"}, f"Cancelling {count} job(s)" if count else "No job is running")
         return {"FINISHED"}
 
 
@@ -117,17 +170,11 @@ class MOVIEDIR_OT_job_priority(bpy.types.Operator):
     direction: EnumProperty(items=[("UP", "Up", "Start sooner"), ("DOWN", "Down", "Start later")])  # type: ignore[valid-type]
 
     def execute(self, context: Any) -> set[str]:
-        rt = addon_runtime.current()
-        handle = rt.handle(self.job_id) if rt else None
-        if rt is None or handle is None:
-            self.report({"WARNING"}, "That job is no longer known")
+        try:
+            move_job(self.job_id, self.direction)
+        except ValueError as exc:
+            self.report({"WARNING"}, str(exc))
             return {"CANCELLED"}
-        job = handle.status()
-        if job.state.value != "queued":
-            self.report({"WARNING"}, "Only a queued job can move; this one has started")
-            return {"CANCELLED"}
-        rt.set_priority(job.id, job.priority + (1 if self.direction == "UP" else -1))
-        addon_runtime.ensure_timer()
         return {"FINISHED"}
 
 
@@ -140,15 +187,11 @@ class MOVIEDIR_OT_retry_job(bpy.types.Operator):
     job_id: StringProperty(name="Job")  # type: ignore[valid-type]
 
     def execute(self, context: Any) -> set[str]:
-        rt = addon_runtime.current()
-        if rt is None or rt.handle(self.job_id) is None:
-            self.report({"WARNING"}, "That job is no longer known")
+        try:
+            addon_runtime.last_handle = retry_job(self.job_id)
+        except ValueError as exc:
+            self.report({"WARNING"}, str(exc))
             return {"CANCELLED"}
-        job = rt.handle(self.job_id).status()  # type: ignore[union-attr]
-        addon_runtime.last_handle = rt.submit(
-            job.backend, job.kind, job.request, priority=job.priority, placement=job.placement
-        )
-        addon_runtime.ensure_timer()
         self.report({"INFO"}, "The job was queued again")
         return {"FINISHED"}
 
@@ -162,16 +205,8 @@ class MOVIEDIR_OT_use_job_settings(bpy.types.Operator):
     job_id: StringProperty(name="Job")  # type: ignore[valid-type]
 
     def execute(self, context: Any) -> set[str]:
-        from .job_settings import copy_settings
-
-        rt = addon_runtime.current()
-        handle = rt.handle(self.job_id) if rt else None
-        if handle is None:
-            self.report({"WARNING"}, "That job is no longer known")
-            return {"CANCELLED"}
-        job = handle.status()
         try:
-            copied, refused = copy_settings(context.scene, job.backend, job.kind, job.request)
+            copied, refused = use_settings(self.job_id, context.scene)
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

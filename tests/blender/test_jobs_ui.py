@@ -287,3 +287,32 @@ def test_a_result_for_another_file_waits_and_can_be_placed_here_or_in_its_own_fi
     (strip,) = bpy.context.scene.sequence_editor.strips  # the other result landed in its own file
     assert handles[1].id not in placement.PENDING
     assert Path(strip.directory, strip.elements[0].filename) == Path(handles[1].status().outputs.files[0].path)
+
+
+def test_the_console_api_has_every_jobs_panel_control(comfy: tuple[ModuleType, Any]) -> None:
+    addon, _ = comfy
+    api = addon.api
+    scene = _scene()
+    scene.movie_director_image.seed = 5
+    api.pause("comfyui")
+    first = api.generate_image("one", width=64, height=64, steps=3, seed=1)
+    second = api.generate_image("two", width=64, height=64, steps=3, seed=2)
+    assert api.move_job(second, "UP") == 1
+    with pytest.raises(ValueError, match="UP or DOWN"):
+        api.move_job(first, "SIDEWAYS")
+    api.resume("comfyui")
+    assert [j.state.value for j in (second.wait(30), first.wait(30))] == ["succeeded", "succeeded"]
+    assert second.status().submitted_at <= first.status().submitted_at  # type: ignore[operator]
+    with pytest.raises(ValueError, match="has started"):
+        api.move_job(first, "UP")
+    again = api.retry(first)
+    assert again.wait(30).state.value == "succeeded" and again.status().request == first.status().request
+    copied, refused = api.use_settings(again)
+    assert "prompt" in copied and not refused and scene.movie_director_image.prompt == "one"
+    assert api.output_folder(again) == Path(again.status().outputs.files[0].path).parent
+    assert api.cancel_all() == 0
+    assert api.clear_finished() >= 3 and api.jobs() == []
+    batch = api.generate_variations("three", 2, layout="SEQUENCE", width=64, height=64, steps=2, seed=9)
+    assert [j.request["params"]["seed"] for j in batch.wait(60)] == [9, 10]
+    with pytest.raises(ValueError, match="not waiting"):
+        api.place_here(again)
