@@ -36,6 +36,7 @@ from ...runtime.jobs import Job, JobOutputs, JobState, OutputFile
 from ...runtime.retry import call_with_retry
 from ..http import HttpBackendClient, download_to, guess_media_type, safe_path, unique_path
 from .connection import ServerConnection
+from .models import MODEL_KINDS, choice_key, model_lists
 from .protocol import (
     HistoryEntry,
     PromptErrorResponse,
@@ -193,8 +194,38 @@ class ComfyClient(HttpBackendClient):
         template = catalog.get(req.template)
         if getattr(template, "needs_conversion", False):
             template = catalog.resolve(req.template, conn.object_info)
-        workflow, values = template.build_with_values(params, preset=req.preset)
+        try:
+            workflow, values = self._build(template, params, req.preset, conn)
+        except InvalidRequestError as exc:
+            if exc.details.get("kind") not in MODEL_KINDS:
+                raise
+            await self.preflight(conn, refresh=True)  # models added since the list was read: look once more
+            workflow, values = self._build(template, params, req.preset, conn)
+        self.remember_choices(conn.url, template, params, values)
         return workflow, values
+
+    # --- models (see .models) -------------------------------------------------------------------------------------
+    def _build(
+        self, template: Any, params: dict[str, Any], preset: str | None, conn: ServerConnection
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        last = {k: v for k in MODEL_KINDS if isinstance(v := self.cache.get(choice_key(conn.url, k), ttl=1e12), str)}
+        return template.build_with_values(  # type: ignore[no-any-return]
+            params, preset=preset, models=model_lists(conn.object_info or {}), last_choices=last, server=conn.url
+        )
+
+    def remember_choices(self, url: str, template: Any, given: dict[str, Any], values: dict[str, Any]) -> None:
+        """A model the user named becomes the default for that kind on that server."""
+        for param in template.params:
+            if param.type == "model" and given.get(param.name) not in (None, ""):
+                self.cache.put(choice_key(url, param.kind), values[param.name])
+
+    async def models(self, url: str | None = None, *, refresh: bool = False) -> dict[str, Any]:
+        """``{"server", "models": {kind: [names]}, "choices": {kind: last choice}}`` from the cached /object_info."""
+        conn = self.connection(url or (await self.pick_server()).url)
+        await self.preflight(conn, refresh=refresh)
+        lists = model_lists(conn.object_info or {})
+        choices = {k: v for k in lists if isinstance(v := self.cache.get(choice_key(conn.url, k), ttl=1e12), str)}
+        return {"server": conn.url, "models": lists, "choices": choices}
 
     # --- uploads ----------------------------------------------------------------------------------------------------
     async def upload(self, conn: ServerConnection, path: Path, ctx: JobContext | None = None) -> str:
@@ -253,6 +284,8 @@ class ComfyClient(HttpBackendClient):
 
     # --- the job verbs ----------------------------------------------------------------------------------------------
     async def submit(self, job: Job, ctx: JobContext) -> str | None:
+        if job.kind == "models":
+            return None
         try:
             req = ComfyRequest.model_validate(job.request)
         except ValidationError as exc:
@@ -352,6 +385,8 @@ class ComfyClient(HttpBackendClient):
     async def resume(self, job: Job, ctx: JobContext) -> JobOutputs:
         """After a restart: find the prompt on its server again (finished -> collect; queued or running -> listen;
         lost -> send it again once) and follow it to its end."""
+        if job.kind == "models":
+            return await self.get_result(job, ctx)
         conn = self.connection(job.server or self.config.url)
         await self.preflight(conn)
         workflow = job.request.get("resolved_workflow") or job.request.get("workflow") or {}
@@ -384,6 +419,10 @@ class ComfyClient(HttpBackendClient):
         return conn
 
     async def get_result(self, job: Job, ctx: JobContext) -> JobOutputs:
+        if job.kind == "models":
+            server = job.request.get("server")
+            answer = await self.models(str(server) if server else None, refresh=bool(job.request.get("refresh")))
+            return JobOutputs(data=answer)
         conn = self._conn_of(job.id)
         tracker = conn.trackers[job.id]
         tracker.ctx = ctx

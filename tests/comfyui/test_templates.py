@@ -19,6 +19,7 @@ from movie_director.clients.comfyui.templates import (
     missing_requirements,
     ui_to_api,
 )
+from movie_director.clients.comfyui.models import model_lists
 from movie_director.runtime.errors import InvalidRequestError, NotFoundError
 from pydantic import ValidationError
 
@@ -111,6 +112,11 @@ def object_info(checkpoints: list[str] | None = None, drop: tuple[str, ...] = ()
         ),
     ]
     return {n["name"]: n for n in nodes if n["name"] not in drop}
+
+
+def models() -> dict[str, list[str]]:
+    """The test server's model lists, as the client reads them from its /object_info."""
+    return model_lists(object_info())
 
 
 def ui_workflow() -> dict[str, Any]:
@@ -222,7 +228,7 @@ def catalog() -> TemplateCatalog:
 def test_build_with_defaults_puts_values_on_the_right_inputs(catalog: TemplateCatalog) -> None:
     template = catalog.get("txt2img")
     before = json.dumps(template.workflow, sort_keys=True)
-    workflow, values = template.build_with_values({"prompt": "a lighthouse"})
+    workflow, values = template.build_with_values({"prompt": "a lighthouse"}, models=models())
     assert workflow["6"]["inputs"]["text"] == "a lighthouse"
     assert workflow["7"]["inputs"]["text"] == values["negative_prompt"]
     assert workflow["5"]["inputs"]["width"] == 512 and workflow["5"]["inputs"]["height"] == 512
@@ -234,7 +240,9 @@ def test_build_with_defaults_puts_values_on_the_right_inputs(catalog: TemplateCa
     assert workflow["9"]["_meta"]["title"] == "Save Image"
     assert json.dumps(template.workflow, sort_keys=True) == before, "build must never change the template"
     assert template.outputs == ["9"]
-    assert template.required_models == {"CheckpointLoaderSimple": ["emulator-v1.safetensors"]}
+    assert template.required_models == {}, "a built-in template names no model file"
+    assert workflow["4"]["inputs"]["ckpt_name"] == values["checkpoint"] == "emulator-v1.safetensors"  # the first
+    assert (sampler["sampler_name"], sampler["scheduler"]) == ("euler", "normal")
     assert template.required_nodes == {
         "CheckpointLoaderSimple",
         "CLIPTextEncode",
@@ -247,7 +255,8 @@ def test_build_with_defaults_puts_values_on_the_right_inputs(catalog: TemplateCa
 
 def test_build_with_explicit_values(catalog: TemplateCatalog) -> None:
     workflow = catalog.get("txt2img").build(
-        {"prompt": "p", "negative_prompt": "n", "width": 1024, "height": 576, "steps": 33, "seed": 42, "cfg": 4}
+        {"prompt": "p", "negative_prompt": "n", "width": 1024, "height": 576, "steps": 33, "seed": 42, "cfg": 4},
+        models=models(),
     )
     assert workflow["6"]["inputs"]["text"] == "p" and workflow["7"]["inputs"]["text"] == "n"
     assert (workflow["5"]["inputs"]["width"], workflow["5"]["inputs"]["height"]) == (1024, 576)
@@ -258,7 +267,7 @@ def test_build_with_explicit_values(catalog: TemplateCatalog) -> None:
 
 def test_img2img_upscale_invert_and_storyboard(catalog: TemplateCatalog) -> None:
     img2img = catalog.get("img2img")
-    workflow = img2img.build({"prompt": "x", "input_image": "plate.png"})
+    workflow = img2img.build({"prompt": "x", "input_image": "plate.png"}, models=models())
     assert workflow["10"] == {
         "class_type": "LoadImage",
         "inputs": {"image": "plate.png"},
@@ -266,9 +275,9 @@ def test_img2img_upscale_invert_and_storyboard(catalog: TemplateCatalog) -> None
     }
     assert workflow["11"]["inputs"]["pixels"] == ["10", 0] and workflow["3"]["inputs"]["latent_image"] == ["11", 0]
     assert workflow["3"]["inputs"]["denoise"] == 0.6
-    assert img2img.build({"input_image": "plate.png", "denoise": 0.25})["3"]["inputs"]["denoise"] == 0.25
+    assert img2img.build({"input_image": "plate.png", "denoise": 0.25}, models=models())["3"]["inputs"]["denoise"] == 0.25
     with pytest.raises(InvalidRequestError, match="input_image is required"):
-        img2img.build({"prompt": "x"})
+        img2img.build({"prompt": "x"}, models=models())
 
     upscale = catalog.get("upscale").build(
         {"input_image": "a.png", "width": 2048, "height": 0, "upscale_method": "area"}
@@ -285,18 +294,18 @@ def test_img2img_upscale_invert_and_storyboard(catalog: TemplateCatalog) -> None
 
     frame = catalog.get("storyboard-frame")
     assert {"storyboard", "film"} <= set(frame.tags) and frame.category == "txt2img"
-    built = frame.build({"prompt": "wide shot"})
+    built = frame.build({"prompt": "wide shot"}, models=models())
     assert (built["5"]["inputs"]["width"], built["5"]["inputs"]["height"]) == (768, 432)
 
 
 def test_presets_apply_under_explicit_values(catalog: TemplateCatalog) -> None:
     template = catalog.get("txt2img")
-    _, draft = template.build_with_values({}, preset="draft")
-    _, high = template.build_with_values({}, preset="high")
+    _, draft = template.build_with_values({}, preset="draft", models=models())
+    _, high = template.build_with_values({}, preset="high", models=models())
     assert (draft["steps"], high["steps"]) == (PRESETS["draft"]["steps"], PRESETS["high"]["steps"]) == (8, 40)
     assert draft["cfg"] == PRESETS["draft"]["cfg"]
-    assert template.build({}, preset="standard")["3"]["inputs"]["steps"] == 20
-    assert template.build({"steps": 12}, preset="high")["3"]["inputs"]["steps"] == 12
+    assert template.build({}, preset="standard", models=models())["3"]["inputs"]["steps"] == 20
+    assert template.build({"steps": 12}, preset="high", models=models())["3"]["inputs"]["steps"] == 12
     # A template without steps/cfg ignores them; an unknown preset is refused.
     assert catalog.get("invert").build({"input_image": "a.png"}, preset="high")["2"]["class_type"] == "ImageInvert"
     with pytest.raises(InvalidRequestError, match=r"unknown quality preset 'ultra'.*draft, standard, high"):
@@ -362,12 +371,12 @@ def test_random_seed_is_resolved_and_reported(catalog: TemplateCatalog) -> None:
     template = catalog.get("txt2img")
     seeds = set()
     for given in (-1, None, -1, None):
-        workflow, values = template.build_with_values({"seed": given})
+        workflow, values = template.build_with_values({"seed": given}, models=models())
         assert 0 <= values["seed"] <= RANDOM_SEED_MAX
         assert workflow["3"]["inputs"]["seed"] == values["seed"]
         seeds.add(values["seed"])
     assert len(seeds) > 1
-    assert template.build({"seed": 2**40})["3"]["inputs"]["seed"] == 2**40
+    assert template.build({"seed": 2**40}, models=models())["3"]["inputs"]["seed"] == 2**40
 
 
 def test_targets_by_title_and_template_validation() -> None:
@@ -424,6 +433,8 @@ def test_builtin_templates_only_use_emulated_nodes(catalog: TemplateCatalog) -> 
         "ImageScale",
         "ImageInvert",
         "EmptyImage",
+        "LoraLoader",
+        "VAEEncodeForInpaint",
     }
     for template in catalog.list():
         assert template.required_nodes <= allowed, template.id
@@ -444,7 +455,9 @@ def test_builtin_templates_pass_the_emulators_validation(catalog: TemplateCatalo
     Image.new("RGB", (64, 48), "white").save(folders.input_dir / "plate.png")
     values = {"prompt": "a lighthouse", "input_image": "plate.png"}
     for template in catalog.list():
-        workflow = template.build({k: v for k, v in values.items() if template.param(k)}, preset="draft")
+        given = {k: v for k, v in values.items() if template.param(k)}
+        served = {name: node.info(folders) for name, node in NODES.items()}
+        workflow = template.build(given, preset="draft", models=model_lists(served))
         result = validate_prompt(workflow, NODES, folders)
         assert result.ok, (template.id, result)
 
@@ -616,8 +629,11 @@ def test_bad_user_files_are_skipped_and_reported(tmp_path: Path, caplog: pytest.
 def test_missing_requirements_names_node_types_and_model_files(tmp_path: Path) -> None:
     catalog = TemplateCatalog()
     info = object_info(checkpoints=["sd15.safetensors"])
-    assert catalog.missing_requirements("txt2img", info) == [
-        "model emulator-v1.safetensors for CheckpointLoaderSimple.ckpt_name"
+    assert catalog.missing_requirements("txt2img", info) == [], "the server's own checkpoint is used"
+    no_models = object_info()
+    no_models["CheckpointLoaderSimple"]["input"]["required"]["ckpt_name"] = [[]]
+    assert catalog.missing_requirements("txt2img", no_models) == [
+        "a checkpoint for checkpoint (none in ComfyUI's models/checkpoints folder)"
     ]
     assert catalog.missing_requirements("img2img", object_info(drop=("VAEEncode",))) == ["node type VAEEncode"]
     assert catalog.missing_requirements("invert", info) == []  # the input picture is uploaded per job

@@ -28,6 +28,7 @@ MAX_RESOLUTION = 16384
 PIXEL_BUDGET = 64_000_000
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff")
 CHECKPOINTS = ["emulator-v1.safetensors", "emulator-xl.safetensors"]
+LORAS = ["emulator-ink.safetensors", "emulator-film-grain.safetensors"]
 SAMPLERS = [
     "euler",
     "euler_cfg_pp",
@@ -84,6 +85,7 @@ class Folders:
     output_dir: Path
     temp_dir: Path
     checkpoints: list[str] = field(default_factory=lambda: list(CHECKPOINTS))
+    loras: list[str] = field(default_factory=lambda: list(LORAS))
 
     def by_type(self, kind: str) -> Path | None:
         return {"input": self.input_dir, "output": self.output_dir, "temp": self.temp_dir}.get(kind)
@@ -167,6 +169,8 @@ class Latent:
     seed: int | None = None
     denoise: float = 1.0
     model: str = ""
+    #: VAEEncodeForInpaint's mask (white = repaint): decoding keeps the source outside it.
+    mask: MaskBatch | None = None
 
     def __str__(self) -> str:
         return f"LATENT[{self.batch_size}x4x{self.height // 8}x{self.width // 8}]"
@@ -532,6 +536,20 @@ def checkpoint_loader(ctx: RunContext, ckpt_name: str) -> NodeResult:
     return NodeResult((FakeModel("MODEL", ckpt_name), FakeModel("CLIP", ckpt_name), FakeModel("VAE", ckpt_name)))
 
 
+def lora_loader(
+    ctx: RunContext, model: FakeModel, clip: FakeModel, lora_name: str, strength_model: float, strength_clip: float
+) -> NodeResult:
+    return NodeResult((FakeModel("MODEL", f"{model.name}+{lora_name}"), FakeModel("CLIP", f"{clip.name}+{lora_name}")))
+
+
+def vae_encode_for_inpaint(
+    ctx: RunContext, pixels: ImageBatch, vae: FakeModel, mask: MaskBatch, grow_mask_by: int = 6
+) -> NodeResult:
+    first = pixels.images[0] if pixels.images else Image.new("RGB", (64, 64))
+    batch = max(1, len(pixels.images))
+    return NodeResult((Latent(first.width, first.height, batch, source=pixels, mask=mask),))
+
+
 def clip_text_encode(ctx: RunContext, text: str, clip: FakeModel) -> NodeResult:
     return NodeResult((Conditioning(text),))
 
@@ -594,7 +612,11 @@ def _decode(latent: Latent) -> ImageBatch:
     out = []
     for i in range(latent.batch_size):
         img = render_picture(latent.positive, latent.seed, latent.width, latent.height, index=i)
-        if latent.source is not None and latent.source.images and latent.denoise < 1.0:
+        if latent.source is not None and latent.source.images and latent.mask is not None and latent.mask.masks:
+            src = _to_rgb(latent.source.images[min(i, len(latent.source.images) - 1)]).resize(img.size)
+            mask = latent.mask.masks[min(i, len(latent.mask.masks) - 1)].convert("L").resize(img.size)
+            img = Image.composite(img, src, mask)
+        elif latent.source is not None and latent.source.images and latent.denoise < 1.0:
             src = _to_rgb(latent.source.images[min(i, len(latent.source.images) - 1)]).resize(img.size)
             img = Image.blend(src, img, max(0.0, latent.denoise))
         out.append(img)
@@ -664,9 +686,45 @@ def _checkpoint_inputs(folders: Folders) -> InputSpec:
     }
 
 
+def _lora_inputs(folders: Folders) -> InputSpec:
+    strength = ("FLOAT", {"default": 1.0, "min": -100.0, "max": 100.0, "step": 0.01})
+    return {
+        "required": {
+            "model": ("MODEL",),
+            "clip": ("CLIP",),
+            "lora_name": (list(folders.loras),),
+            "strength_model": strength,
+            "strength_clip": strength,
+        }
+    }
+
+
 NODES: dict[str, NodeDef] = {
     n.name: n
     for n in [
+        NodeDef(
+            "LoraLoader",
+            _lora_inputs,
+            ("MODEL", "CLIP"),
+            lora_loader,
+            "loaders",
+            display_name="Load LoRA",
+        ),
+        NodeDef(
+            "VAEEncodeForInpaint",
+            {
+                "required": {
+                    "pixels": ("IMAGE",),
+                    "vae": ("VAE",),
+                    "mask": ("MASK",),
+                    "grow_mask_by": ("INT", {"default": 6, "min": 0, "max": 64, "step": 1}),
+                }
+            },
+            ("LATENT",),
+            vae_encode_for_inpaint,
+            "latent/inpaint",
+            display_name="VAE Encode (for Inpainting)",
+        ),
         NodeDef(
             "CheckpointLoaderSimple",
             _checkpoint_inputs,

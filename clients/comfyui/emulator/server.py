@@ -79,6 +79,7 @@ class ComfyEmulator:
         view_delay: float = 0.0,
         malformed_frame_next: bool = False,
         checkpoints: list[str] | None = None,
+        loras: list[str] | None = None,
         max_upload_size: int = MAX_UPLOAD_SIZE,
         registry: dict[str, NodeDef] | None = None,
     ) -> None:
@@ -94,6 +95,7 @@ class ComfyEmulator:
         self._output_dir_arg = Path(output_dir) if output_dir is not None else None
         self._input_dir_arg = Path(input_dir) if input_dir is not None else None
         self._checkpoints = checkpoints
+        self._loras = loras
         self._scratch: Path | None = None
         self._folders: Folders | None = None
         self._runner: web.AppRunner | None = None
@@ -154,7 +156,8 @@ class ComfyEmulator:
                 Path(os.path.abspath(input_dir)),
                 Path(os.path.abspath(output_dir)),
                 Path(os.path.abspath(temp_dir)),
-                **({"checkpoints": list(self._checkpoints)} if self._checkpoints else {}),
+                **({"checkpoints": list(self._checkpoints)} if self._checkpoints is not None else {}),
+                **({"loras": list(self._loras)} if self._loras is not None else {}),
             )
         self._reset_state()
         await self._serve()
@@ -357,6 +360,7 @@ class ComfyEmulator:
             ("POST", "/history", self._post_history),
             ("GET", "/view", self._view),
             ("POST", "/upload/image", self._upload_image),
+            ("POST", "/upload/mask", self._upload_mask),
             ("GET", "/object_info", self._object_info),
             ("GET", "/object_info/{node_class}", self._object_info_one),
             ("GET", "/system_stats", self._system_stats),
@@ -566,6 +570,14 @@ class ComfyEmulator:
         return web.FileResponse(path, headers=headers)
 
     async def _upload_image(self, request: web.Request) -> web.Response:
+        return await self._upload(request, mask=False)
+
+    async def _upload_mask(self, request: web.Request) -> web.Response:
+        """As upstream: the upload's alpha channel replaces the alpha of ``original_ref``'s picture, saved as PNG
+        under the upload's name (an original that is not there: nothing is written, yet the answer is 200)."""
+        return await self._upload(request, mask=True)
+
+    async def _upload(self, request: web.Request, *, mask: bool) -> web.Response:
         self.upload_count += 1
         try:
             post = await request.post()
@@ -593,8 +605,39 @@ class ComfyEmulator:
             return web.Response(status=400)
         content = image.file.read()
         overwrite = post.get("overwrite")
+        original: Path | None = None
+        if mask:
+            original = self._mask_original(post.get("original_ref"))
+            if isinstance(original, web.Response):
+                return original
         name = await asyncio.to_thread(_store_upload, folder, filename, content, overwrite in ("true", "1"))
+        if original is not None:
+            try:
+                await asyncio.to_thread(_apply_mask, original, content, os.path.join(folder, name))
+            except (OSError, ValueError, Image.DecompressionBombError):  # upstream: an unhandled error, HTTP 500
+                return web.Response(status=500)
         return web.json_response({"name": name, "subfolder": subfolder, "type": kind})
+
+    def _mask_original(self, ref: Any) -> Any:
+        """The picture ``original_ref`` names (None when it is not there), or the error response upstream gives."""
+        try:
+            data = json.loads(ref) if isinstance(ref, str) else None
+        except ValueError:
+            data = None
+        if not isinstance(data, dict) or not isinstance(data.get("filename"), str) or not data["filename"]:
+            return web.Response(status=400)
+        filename = data["filename"]
+        if filename[0] == "/" or ".." in filename:
+            return web.Response(status=400)
+        base = self.folders.by_type(str(data.get("type", "output")))
+        if base is None:
+            return web.Response(status=400)
+        sub = data.get("subfolder") or ""
+        folder = os.path.abspath(os.path.join(base, str(sub)))
+        if os.path.commonpath((folder, str(base))) != str(base):
+            return web.Response(status=403)
+        path = Path(folder) / filename
+        return path if path.is_file() else None
 
     async def _object_info(self, request: web.Request) -> web.Response:
         return web.json_response({name: node.info(self.folders) for name, node in self.registry.items()})
@@ -647,6 +690,14 @@ class ComfyEmulator:
         if request.match_info["folder"] in ("loras", "vae", "embeddings"):
             return web.json_response([])
         return web.Response(status=404)
+
+
+def _apply_mask(original: Path, mask_bytes: bytes, target: str) -> None:
+    """Upstream's alpha copy: the original picture, with the mask upload's alpha as its alpha, saved as PNG."""
+    with Image.open(original) as img, Image.open(io.BytesIO(mask_bytes)) as mask_img:
+        rgba = img.convert("RGBA")
+        rgba.putalpha(mask_img.convert("RGBA").getchannel("A"))  # a mask of another size fails, as upstream
+        rgba.save(target, format="PNG", compress_level=4)
 
 
 def _store_upload(folder: str, filename: str, content: bytes, overwrite: bool) -> str:

@@ -37,6 +37,7 @@ from .convert import (
     ui_node_types,
     ui_to_api,
 )
+from ..models import MODEL_KINDS, kind_choices
 from .schema import BACKEND, Template, is_model_file
 
 log = logging.getLogger(__name__)
@@ -144,7 +145,9 @@ def load_template_file(path: str | Path, object_info: ObjectInfo | None = None) 
 def missing_requirements(template: Template, object_info: ObjectInfo) -> list[str]:
     """What the server lacks to run ``template``: node types, then model files and other unknown choices.
 
-    Inputs set by an image parameter are skipped: their file is uploaded per job.
+    Inputs set by an image parameter are skipped (their file is uploaded per job), and so are those of a model
+    parameter (the server's list supplies the file per job): for those, only a server with no model of that kind at
+    all is reported.
     """
     if template.needs_conversion:
         missing = [f"node type {t}" for t in sorted(template.required_nodes) if t not in object_info]
@@ -154,11 +157,15 @@ def missing_requirements(template: Template, object_info: ObjectInfo) -> list[st
     per_job = {
         (nid, target.input)
         for param in template.params
-        if param.type == "image"
+        if param.type in ("image", "model")
         for target in param.targets
         for nid in target.find(template.workflow)
     }
     found: list[str] = []
+    for param in template.params:
+        kind = MODEL_KINDS.get(str(param.kind)) if param.type == "model" else None
+        if kind is not None and kind.node in object_info and not kind_choices(object_info, kind):
+            found.append(f"a {kind.noun} for {param.name} (none in {kind.where})")
     for nid, node in template.workflow.items():
         class_type = str(node["class_type"])
         info = object_info.get(class_type)

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from ....runtime.errors import InvalidRequestError
+from ..models import MODEL_KINDS, lora_entries, pick_model
 
 BACKEND = "comfyui"
 #: KSampler's own seed range; a seed of -1 (or None) asks for a random one in [0, RANDOM_SEED_MAX].
@@ -34,7 +35,7 @@ MODEL_EXTENSIONS = (".safetensors", ".ckpt", ".pt", ".pth", ".bin", ".gguf", ".s
 #: Output node types beyond the ``Save*``/``Preview*`` naming convention.
 OUTPUT_NODE_TYPES = frozenset({"VHS_VideoCombine"})
 
-ParamType = Literal["str", "int", "float", "bool", "image", "choice"]
+ParamType = Literal["str", "int", "float", "bool", "image", "choice", "model", "loras"]
 _TYPE_WORDS = {
     "str": "a string",
     "int": "an integer",
@@ -42,7 +43,11 @@ _TYPE_WORDS = {
     "bool": "true or false",
     "image": "a file name on the server",
     "choice": "one of the choices",
+    "model": "a model file name on the server",
+    "loras": "a list of LoRAs",
 }
+#: Ids of the LoraLoader nodes a LoRA stack adds start here, clear of any hand-written template's ids.
+LORA_NODE_BASE = 9000
 
 
 def is_link(value: Any) -> bool:
@@ -102,7 +107,8 @@ class ParamTarget(BaseModel):
 
     node: str | None = None
     title: str | None = None
-    input: str
+    #: The input the value goes to; a LoRA stack's target names the loader node only (its MODEL and CLIP get chained).
+    input: str = ""
 
     @field_validator("node", mode="before")
     @classmethod
@@ -139,6 +145,9 @@ class ParamSpec(BaseModel):
     #: A hint for sliders only; never enforced, as ComfyUI's own server does not enforce it either.
     step: int | float | None = None
     choices: list[Any] | None = None
+    #: For ``type: "model"``: which kind of model (see :data:`..models.MODEL_KINDS`); the server's lists supply the
+    #: file, so such a parameter has no default.
+    kind: str | None = None
     description: str = ""
     targets: list[ParamTarget] = Field(default_factory=list)
 
@@ -146,6 +155,15 @@ class ParamSpec(BaseModel):
     def _consistent(self) -> ParamSpec:
         if self.type == "choice" and not self.choices:
             raise ValueError(f"choice parameter {self.name!r} needs a non-empty 'choices' list")
+        if self.type == "model":
+            if self.kind not in MODEL_KINDS:
+                raise ValueError(f"model parameter {self.name!r} needs a 'kind': one of {', '.join(MODEL_KINDS)}")
+            if self.default is not None:
+                raise ValueError(
+                    f"model parameter {self.name!r} must not name a default file: the server's list supplies it"
+                )
+        if self.type != "loras" and any(not t.input for t in self.targets):
+            raise ValueError(f"parameter {self.name!r} has a target without an 'input'")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"parameter {self.name!r} has min {self.min} above max {self.max}")
         if self.default is not None and not (self.is_seed and self.default == -1):
@@ -163,7 +181,7 @@ class ParamSpec(BaseModel):
     @property
     def required(self) -> bool:
         """A parameter without a default (an input picture, typically) must be given on every build."""
-        return self.default is None and not self.is_seed
+        return self.default is None and not self.is_seed and self.type not in ("model", "loras")
 
     def _range_error(self, value: Any) -> InvalidRequestError:
         if self.min is not None and self.max is not None:
@@ -201,8 +219,10 @@ class ParamSpec(BaseModel):
         elif kind == "str":
             if not isinstance(value, str):
                 raise self._type_error(value)
-        elif kind == "image" and (not isinstance(value, str) or not value.strip()):
+        elif kind in ("image", "model") and (not isinstance(value, str) or not value.strip()):
             raise self._type_error(value)
+        elif kind == "loras":
+            return lora_entries(value, param=self.name)
         if self.choices is not None and value not in self.choices:
             allowed = ", ".join(_fmt(c) for c in self.choices)
             raise InvalidRequestError(
@@ -305,17 +325,32 @@ class Template(BaseModel):
         """The parameter called ``name``, if the template has it."""
         return next((p for p in self.params if p.name == name), None)
 
-    def build(self, values: Mapping[str, Any] | None = None, preset: str | None = None) -> dict[str, Any]:
+    def build(
+        self,
+        values: Mapping[str, Any] | None = None,
+        preset: str | None = None,
+        *,
+        models: Mapping[str, list[str]] | None = None,
+        last_choices: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
         """A new API-format workflow with ``values`` (over ``preset``, over defaults) applied; see build_with_values."""
-        return self.build_with_values(values, preset)[0]
+        return self.build_with_values(values, preset, models=models, last_choices=last_choices)[0]
 
     def build_with_values(
-        self, values: Mapping[str, Any] | None = None, preset: str | None = None
+        self,
+        values: Mapping[str, Any] | None = None,
+        preset: str | None = None,
+        *,
+        models: Mapping[str, list[str]] | None = None,
+        last_choices: Mapping[str, str] | None = None,
+        server: str = "",
     ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The workflow and every parameter's final value, so a random seed can be reported and reused.
 
-        Raises InvalidRequestError for an unknown parameter or preset, a wrong type, a value out of range, or a
-        missing required value; the message names the parameter and what it allows.
+        ``models`` is the server's ``{kind: [names]}`` (:func:`..models.model_lists`): model parameters are checked
+        against it and, when not given, take ``last_choices[kind]`` if the server still has it, else its first model.
+        Raises InvalidRequestError for an unknown parameter or preset, a wrong type, a value out of range, a model the
+        server lacks, or a missing required value; the message names the parameter and what it allows.
         """
         if self.needs_conversion:
             raise InvalidRequestError(
@@ -355,6 +390,8 @@ class Template(BaseModel):
             if param.is_seed and (value is None or (isinstance(value, int) and value == -1)):
                 top = RANDOM_SEED_MAX if param.max is None else min(RANDOM_SEED_MAX, int(param.max))
                 value = secrets.randbelow(top + 1)
+            elif param.type in ("model", "loras"):
+                value = self._model_value(param, value, models, last_choices or {}, server)
             elif value is not None:
                 value = param.check(value)
             else:
@@ -370,5 +407,66 @@ class Template(BaseModel):
         for param in self.params:
             for target in param.targets:
                 for nid in target.find(workflow):
-                    workflow[nid].setdefault("inputs", {})[target.input] = copy.deepcopy(resolved[param.name])
+                    if param.type == "loras":
+                        _chain_loras(workflow, nid, resolved[param.name])
+                    else:
+                        workflow[nid].setdefault("inputs", {})[target.input] = copy.deepcopy(resolved[param.name])
         return workflow, resolved
+
+    def _model_value(
+        self,
+        param: ParamSpec,
+        value: Any,
+        models: Mapping[str, list[str]] | None,
+        last_choices: Mapping[str, str],
+        server: str,
+    ) -> Any:
+        """A model parameter's file (or a LoRA stack) checked against the server's lists when we have them."""
+        if param.type == "loras":
+            entries = param.check(value) if value is not None else []
+            if models is not None:
+                for entry in entries:
+                    pick_model("lora", entry["name"], models, param=param.name, server=server)
+            return entries
+        kind = str(param.kind)
+        if models is not None:
+            return pick_model(kind, value, models, last_choice=last_choices.get(kind), param=param.name, server=server)
+        if value is None:
+            raise InvalidRequestError(
+                f"{param.name} of template {self.id!r} is a {MODEL_KINDS[kind].noun} the server's list supplies; "
+                "connect to the server or name the file",
+                backend=BACKEND,
+                details={"template": self.id, "param": param.name, "kind": kind},
+            )
+        return param.check(value)
+
+
+def _chain_loras(workflow: dict[str, Any], loader: str, entries: list[dict[str, Any]]) -> None:
+    """Insert one LoraLoader per entry between ``loader`` (its MODEL and CLIP outputs) and every node that used them."""
+    if not entries:
+        return
+    numeric = [int(n) for n in workflow if n.isdigit()]
+    next_id = max([LORA_NODE_BASE - 1, *numeric]) + 1
+    added: list[str] = []
+    source = loader
+    for i, entry in enumerate(entries):
+        nid = str(next_id + i)
+        workflow[nid] = {
+            "class_type": "LoraLoader",
+            "inputs": {
+                "model": [source, 0],
+                "clip": [source, 1],
+                "lora_name": entry["name"],
+                "strength_model": entry["strength"],
+                "strength_clip": entry["strength_clip"],
+            },
+            "_meta": {"title": f"LoRA {i + 1}"},
+        }
+        added.append(nid)
+        source = nid
+    for nid, node in workflow.items():
+        if nid in added:
+            continue
+        for name, value in (node.get("inputs") or {}).items():
+            if is_link(value) and str(value[0]) == loader and value[1] in (0, 1):
+                node["inputs"][name] = [source, value[1]]
