@@ -7,6 +7,7 @@ Plain Python: this module never imports bpy. Wire facts: ``shared/protocols/comf
 A job's ``request``:
     {"template": "txt2img", "params": {"prompt": "...", "steps": 20}, "preset": "draft",
      "images": {"input_image": "/path/to/local.png"}}     # uploaded, then passed as the parameter's value
+     + "masks": {"input_image": "/path/to/mask.png"}       # optional: the mask's alpha becomes the image's (inpainting)
 or  {"workflow": {<API-format graph>}}
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import logging
 import os
 import time
@@ -31,6 +33,7 @@ from ...runtime.errors import (
     JobFailedError,
     MovieDirectorError,
     ProtocolError,
+    ServerError,
 )
 from ...runtime.jobs import Job, JobOutputs, JobState, OutputFile
 from ...runtime.retry import call_with_retry
@@ -70,6 +73,9 @@ class ComfyRequest(BaseModel):
     params: dict[str, Any] = Field(default_factory=dict)
     preset: str | None = None
     images: dict[str, str] = Field(default_factory=dict)
+    #: Per image parameter, a PNG whose alpha replaces the uploaded image's alpha (transparent = repaint), as
+    #: ComfyUI's mask editor does through ``/upload/mask``; LoadImage's MASK output is then the area to repaint.
+    masks: dict[str, str] = Field(default_factory=dict)
     title: str = ""
 
 
@@ -186,6 +192,20 @@ class ComfyClient(HttpBackendClient):
         names = list(req.images)
         uploaded = await asyncio.gather(*(self.upload(conn, Path(req.images[n]), ctx) for n in names))
         params.update(zip(names, uploaded, strict=True))
+        for name, mask in req.masks.items():
+            if not isinstance(params.get(name), str) or not params[name]:
+                raise InvalidRequestError(
+                    f"the mask for {name} needs an image for {name}", backend=self.name, details={"param": name}
+                )
+            try:
+                params[name] = await self.upload_mask(conn, Path(mask), params[name], ctx)
+            except ServerError as exc:  # upstream fails with a bare 500 when the sizes differ
+                raise JobFailedError(
+                    f"ComfyUI could not apply the mask for {name} ({exc.message})",
+                    backend=self.name,
+                    details={"param": name},
+                    hint="The mask must be exactly as large as the picture.",
+                ) from exc
         if req.workflow is not None:
             return req.workflow, params
         if not req.template:
@@ -256,8 +276,30 @@ class ComfyClient(HttpBackendClient):
         future.set_result(server_name)
         return server_name
 
-    async def _send_upload(self, conn: ServerConnection, path: Path, sha: str, ctx: JobContext | None) -> str:
-        name = f"md_{sha[:24]}{path.suffix.lower() or '.png'}"
+    async def upload_mask(
+        self, conn: ServerConnection, mask: Path, original: str, ctx: JobContext | None = None
+    ) -> str:
+        """Upload ``mask`` with ``/upload/mask`` semantics: the server stores ``original`` (a name in its input folder)
+        with the mask's alpha as its alpha, under a new name, which is returned. Deduplicated per image and mask."""
+        sha = hashlib.sha256(f"{original}\0{await asyncio.to_thread(_sha256, mask)}".encode()).hexdigest()
+        known = conn.uploaded.get(sha)
+        if known:
+            return known
+        subfolder, _, filename = original.rpartition("/")
+        ref = json.dumps({"filename": filename, "subfolder": subfolder, "type": "input"})
+        return await self._send_upload(conn, mask, sha, ctx, endpoint="upload/mask", fields={"original_ref": ref})
+
+    async def _send_upload(
+        self,
+        conn: ServerConnection,
+        path: Path,
+        sha: str,
+        ctx: JobContext | None,
+        *,
+        endpoint: str = "upload/image",
+        fields: dict[str, str] | None = None,
+    ) -> str:
+        name = f"md_{sha[:24]}{'.png' if fields else path.suffix.lower() or '.png'}"
 
         streams: list[_FileChunks] = []
 
@@ -270,10 +312,12 @@ class ComfyClient(HttpBackendClient):
             data.add_field("image", payload, filename=name, content_type=guess_media_type(name))
             data.add_field("overwrite", "true")
             data.add_field("type", "input")
+            for key, value in (fields or {}).items():
+                data.add_field(key, value)
             return data
 
         try:
-            body = await self.request("POST", conn.url, "upload/image", data=form, retry=self.config.retry)
+            body = await self.request("POST", conn.url, endpoint, data=form, retry=self.config.retry)
         finally:
             for stream in streams:
                 stream.close()

@@ -58,13 +58,14 @@ def combo_choices(spec: Any) -> list[str] | None:
     if not isinstance(spec, (list, tuple)) or not spec:
         return None
     head = spec[0]
+    values: Any
     if isinstance(head, list):
         values = head
-    elif head == "COMBO" and len(spec) > 1 and isinstance(spec[1], Mapping) and isinstance(spec[1].get("options"), list):
-        values = spec[1]["options"]
+    elif head == "COMBO" and len(spec) > 1 and isinstance(spec[1], Mapping):
+        values = spec[1].get("options")
     else:
         return None
-    return [v for v in values if isinstance(v, str)]
+    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else None
 
 
 def kind_choices(object_info: Mapping[str, Any], kind: str | ModelKind) -> list[str] | None:
@@ -113,7 +114,7 @@ def missing_model_error(
     return InvalidRequestError(
         message,
         backend=BACKEND,
-        details={"param": param, "kind": kind, "value": value, "available": list(available or []), "folder": spec.folder},
+        details={"param": param, "kind": kind, "value": value, "available": available or [], "folder": spec.folder},
         hint=hint,
     )
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from movie_director.clients.comfyui.models import model_lists
 from movie_director.clients.comfyui.templates import (
     PRESETS,
     RANDOM_SEED_MAX,
@@ -19,11 +20,10 @@ from movie_director.clients.comfyui.templates import (
     missing_requirements,
     ui_to_api,
 )
-from movie_director.clients.comfyui.models import model_lists
 from movie_director.runtime.errors import InvalidRequestError, NotFoundError
 from pydantic import ValidationError
 
-BUILTIN_IDS = {"txt2img", "img2img", "upscale", "invert", "storyboard-frame"}
+BUILTIN_IDS = {"txt2img", "img2img", "inpaint", "upscale", "invert", "storyboard-frame"}
 
 
 # --------------------------------------------------------------------------------------------------------------------
@@ -95,6 +95,11 @@ def object_info(checkpoints: list[str] | None = None, drop: tuple[str, ...] = ()
         ),
         _info("VAEDecode", {"samples": ["LATENT"], "vae": ["VAE"]}, ("IMAGE",)),
         _info("VAEEncode", {"pixels": ["IMAGE"], "vae": ["VAE"]}, ("LATENT",)),
+        _info(
+            "VAEEncodeForInpaint",
+            {"pixels": ["IMAGE"], "vae": ["VAE"], "mask": ["MASK"], "grow_mask_by": ["INT", {"min": 0, "max": 64}]},
+            ("LATENT",),
+        ),
         _info("SaveImage", {"images": ["IMAGE"], "filename_prefix": ["STRING", {"default": "ComfyUI"}]}),
         _info("PreviewImage", {"images": ["IMAGE"]}),
         _info("ImageInvert", {"image": ["IMAGE"]}, ("IMAGE",)),
@@ -275,7 +280,9 @@ def test_img2img_upscale_invert_and_storyboard(catalog: TemplateCatalog) -> None
     }
     assert workflow["11"]["inputs"]["pixels"] == ["10", 0] and workflow["3"]["inputs"]["latent_image"] == ["11", 0]
     assert workflow["3"]["inputs"]["denoise"] == 0.6
-    assert img2img.build({"input_image": "plate.png", "denoise": 0.25}, models=models())["3"]["inputs"]["denoise"] == 0.25
+    assert (
+        img2img.build({"input_image": "plate.png", "denoise": 0.25}, models=models())["3"]["inputs"]["denoise"] == 0.25
+    )
     with pytest.raises(InvalidRequestError, match="input_image is required"):
         img2img.build({"prompt": "x"}, models=models())
 
@@ -415,7 +422,7 @@ def test_catalog_lists_filters_and_gets(catalog: TemplateCatalog) -> None:
     assert {t.id for t in catalog.list(backend="comfyui")} == BUILTIN_IDS
     assert catalog.list(backend="forge") == []
     assert all(t.source == "builtin" for t in catalog.list())
-    with pytest.raises(NotFoundError, match="no template 'txt3img'; known templates: img2img, invert") as info:
+    with pytest.raises(NotFoundError, match="no template 'txt3img'; known templates: img2img, inpaint, invert") as info:
         catalog.get("txt3img")
     assert info.value.details["known"] == sorted(BUILTIN_IDS)
 

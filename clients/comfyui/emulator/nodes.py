@@ -599,6 +599,7 @@ async def ksampler(
         seed=seed,
         denoise=denoise,
         model=model.name,
+        mask=latent_image.mask,
     )
     return NodeResult((out,))
 

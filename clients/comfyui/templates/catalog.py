@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from ....runtime.errors import InvalidRequestError, MovieDirectorError, NotFoundError
+from ..models import MODEL_KINDS, kind_choices
 from .convert import (
     allowed_values,
     guess_category,
@@ -37,7 +38,6 @@ from .convert import (
     ui_node_types,
     ui_to_api,
 )
-from ..models import MODEL_KINDS, kind_choices
 from .schema import BACKEND, Template, is_model_file
 
 log = logging.getLogger(__name__)
