@@ -13,6 +13,7 @@ _MODULES = (
     ".panels.preferences",
     ".operators.placement",
     ".operators.jobs",
+    ".operators.image_models",
     ".operators.generate_image",
     ".operators.llm_text",
     ".operators.convert_voice",

@@ -40,6 +40,7 @@ __all__ = [
     "generate_image",
     "generate_variations",
     "generate_video",
+    "image_models",
     "jobs",
     "last_job",
     "move_job",
@@ -85,18 +86,22 @@ def generate_image(
     template: str = "txt2img",
     preset: str | None = None,
     input_image: str | None = None,
+    mask: str | None = None,
     place: bool = True,
     frame: int | None = None,
     scene: Any = None,
     **params: Any,
 ) -> JobHandle:
     """Generate an image with ComfyUI. With ``place`` (default) it lands on the Sequencer at ``frame`` (the playhead
-    by default) on the first free channel when it is done; ``params`` are the template's (width, steps, seed...)."""
+    by default) on the first free channel when it is done; ``params`` are the template's (width, steps, seed,
+    checkpoint, sampler, scheduler, ``loras=[{"name": ..., "strength": 0.8}]``...; see ``image_models()`` for the
+    server's names). ``mask``: for ``template="inpaint"``, a PNG whose alpha becomes ``input_image``'s (transparent =
+    repaint); without it the input's own transparency is the area repainted."""
     from .operators import generate_image as gen
 
     return gen.generate_image(
-        prompt, template=template, preset=preset, input_image=input_image, place=place, frame=frame, scene=scene,
-        **params,
+        prompt, template=template, preset=preset, input_image=input_image, mask=mask, place=place, frame=frame,
+        scene=scene, **params,
     )  # fmt: skip
 
 
@@ -207,6 +212,16 @@ def sound_effect(
     from .operators import sound_effect as sfx
 
     return sfx.sound_effect(prompt, seconds=seconds, frame=frame, scene=scene, **params)
+
+
+def image_models(refresh: bool = False) -> JobHandle:
+    """ComfyUI's models, read from its ``/object_info`` (cached unless ``refresh``); also fills the Image and Direct
+    panels' lists. ``image_models().wait(10).outputs.data["models"]`` is ``{kind: [names]}`` for "checkpoint",
+    "lora", "vae", "upscale_model", "controlnet", "sampler" and "scheduler" (the kinds the server has a loader for);
+    ``data["choices"]`` holds your last choice per kind on that server (the default when a parameter is left empty)."""
+    from .operators import image_models as im
+
+    return im.image_models(refresh)
 
 
 def templates() -> list[Any]:

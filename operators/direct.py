@@ -203,6 +203,10 @@ class MOVIEDIR_PG_direct_settings(bpy.types.PropertyGroup):
     with_voices: BoolProperty(name="Dialogue", description="Speak each line in the cast's voices", default=True)  # type: ignore[valid-type]
     with_video: BoolProperty(name="Clips", description="Animate each still with Wan2GP", default=True)  # type: ignore[valid-type]
     with_sound: BoolProperty(name="Sound", description="A sound effect per shot (AudioLDM)", default=True)  # type: ignore[valid-type]
+    checkpoint: StringProperty(  # type: ignore[valid-type]
+        name="Checkpoint",
+        description="ComfyUI checkpoint for the stills (empty = your last choice on the server, else its first)",
+    )
 
 
 class MOVIEDIR_OT_direct(bpy.types.Operator):
@@ -228,6 +232,7 @@ class MOVIEDIR_OT_direct(bpy.types.Operator):
                 with_video=settings.with_video,
                 with_sound=settings.with_sound,
                 with_voices=settings.with_voices,
+                image_params={"checkpoint": settings.checkpoint.strip()} if settings.checkpoint.strip() else {},
             )
         except Exception as exc:
             self.report({"ERROR"}, f"Could not start directing: {exc}")

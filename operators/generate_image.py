@@ -19,6 +19,7 @@ from .. import addon_runtime
 from ..runtime.errors import MovieDirectorError
 from . import sequencer
 from .base import JobOperator
+from .image_models import MOVIEDIR_PG_lora, lora_stack
 from .placement import placement_for, register_placer
 
 if TYPE_CHECKING:
@@ -47,8 +48,58 @@ def export_input_image(scene: Any, source: str, image_name: str = "") -> str | N
     if image is None:
         raise ValueError(f"There is no image named {image_name or 'Render Result'!r}")
     path = Path(tempfile.mkdtemp(prefix="md-input-")) / "input.png"
-    image.save_render(str(path), scene=scene)
+    settings = scene.render.image_settings
+    saved = settings.file_format, settings.color_mode
+    try:  # PNG with alpha: transparency is what an inpainting template repaints
+        settings.file_format, settings.color_mode = "PNG", "RGBA"
+        image.save_render(str(path), scene=scene)
+    finally:
+        settings.file_format, settings.color_mode = saved
     return str(path)
+
+
+def export_mask(image_name: str, input_path: str) -> str:
+    """A painted Blender image (white = repaint) as the PNG ComfyUI's ``/upload/mask`` expects: the picture's size,
+    its alpha transparent where to repaint (ComfyUI's LoadImage turns transparency into the mask)."""
+    import numpy as np
+
+    painted = bpy.data.images.get(image_name)
+    if painted is None:
+        raise ValueError(f"There is no mask image named {image_name!r}")
+    probe = bpy.data.images.load(input_path, check_existing=False)
+    try:
+        width, height = (int(v) for v in probe.size)
+    finally:
+        bpy.data.images.remove(probe)
+    pw, ph = (int(v) for v in painted.size)
+    if not pw or not ph:
+        raise ValueError(f"The mask image {image_name!r} has no pixels")
+    pixels = np.empty(pw * ph * 4, dtype=np.float32)
+    painted.pixels.foreach_get(pixels)  # (a copy of a painted image would lose unsaved strokes)
+    rgba = pixels.reshape(ph, pw, 4)
+    rows = np.arange(height) * ph // height  # nearest neighbour to the picture's size
+    cols = np.arange(width) * pw // width
+    fitted = rgba[rows][:, cols].reshape(-1, 4)
+    repaint = fitted[:, :3].mean(axis=1) * fitted[:, 3]
+    out = np.zeros((width * height, 4), dtype=np.float32)
+    out[:, 3] = 1.0 - np.clip(repaint, 0.0, 1.0)
+    path = Path(tempfile.mkdtemp(prefix="md-mask-")) / "mask.png"
+    mask = bpy.data.images.new("md-mask", width, height, alpha=True)
+    try:
+        mask.pixels.foreach_set(out.ravel())
+        mask.filepath_raw = str(path)
+        mask.file_format = "PNG"
+        mask.save()
+    finally:
+        bpy.data.images.remove(mask)
+    return str(path)
+
+
+def settings_mask(scene: Any, settings: Any, input_path: str | None) -> str | None:
+    """The painted mask the panel chose, exported for the input picture (None: the input's own transparency)."""
+    if input_path and settings.mask_source == "IMAGE" and takes_mask(settings.template):
+        return export_mask(settings.mask_image, input_path)
+    return None
 
 
 def submit_image(
@@ -58,12 +109,14 @@ def submit_image(
     preset: str | None = None,
     params: dict[str, Any] | None = None,
     input_image: str | None = None,
+    mask: str | None = None,
     title: str = "",
     placement: Placement | None = None,
 ) -> JobHandle:
     """Queue one ComfyUI image job from plain values (shared by the operator and the console API); placed when done
-    if ``placement``."""
-    request = image_request(prompt, template, preset, params, input_image, title)
+    if ``placement``. ``mask``: a PNG whose alpha becomes the input picture's (transparent = repaint), uploaded as
+    ComfyUI's mask editor does."""
+    request = image_request(prompt, template, preset, params, input_image, title, mask=mask)
     handle = addon_runtime.runtime().submit("comfyui", "image", request, placement=placement)
     return handle.on_progress(show_preview)
 
@@ -75,14 +128,20 @@ def image_request(
     params: dict[str, Any] | None,
     input_image: str | None,
     title: str,
+    *,
+    mask: str | None = None,
 ) -> dict[str, Any]:
-    """The ComfyUI "image" request for a template and its parameters."""
+    """The ComfyUI "image" request for a template and its parameters (``mask``: see :func:`submit_image`)."""
     values = dict(params or {})
     if prompt or _takes(template, "prompt"):
         values["prompt"] = prompt
     request: dict[str, Any] = {"template": template, "params": values, "preset": preset, "title": title or prompt}
     if input_image:
         request["images"] = {"input_image": input_image}
+    if mask:
+        if not input_image:
+            raise ValueError("A mask needs an input image")
+        request["masks"] = {"input_image": mask}
     return request
 
 
@@ -98,6 +157,7 @@ def submit_variations(
     preset: str | None = None,
     params: dict[str, Any] | None = None,
     input_image: str | None = None,
+    mask: str | None = None,
 ) -> BatchHandle:
     """Queue ``count`` images that differ only in their seed, as one batch. ``layout`` SIDE_BY_SIDE stacks them on
     free channels at one frame (to compare), SEQUENCE puts them one after another (to play through)."""
@@ -115,7 +175,7 @@ def submit_variations(
     seeds = random.sample(range(2**31), count) if seed < 0 else [seed + i for i in range(count)]
     specs = []
     for i, s in enumerate(seeds):
-        request = image_request(prompt, template, preset, {**(params or {}), "seed": s}, input_image, "")
+        request = image_request(prompt, template, preset, {**(params or {}), "seed": s}, input_image, "", mask=mask)
         request["title"] = f"{prompt[:40]} (variation {i + 1}/{count})"
         at = first if layout == "SIDE_BY_SIDE" else first + i * duration
         where = placement_for(scene, "image", frame=at, name=prompt[:48], extra={"duration": duration})
@@ -155,6 +215,22 @@ def show_preview(job: Job) -> None:
         image.preview.reload()
 
 
+def template_params(template: str) -> set[str]:
+    """The parameter names of a template in the local catalogue (empty for an unknown one; no network)."""
+    try:
+        return {p.name for p in template_catalog().get(template).params}
+    except Exception:  # an unknown template is reported at submit
+        return set()
+
+
+def takes_mask(template: str) -> bool:
+    """Whether a template inpaints: its input picture's transparency is the area to repaint."""
+    try:
+        return bool(template_catalog().get(template).category == "inpaint")
+    except Exception:  # an unknown template is reported at submit
+        return False
+
+
 def _takes(template: str, param: str) -> bool:
     try:
         return any(p.name == param for p in template_catalog().get(template).params)
@@ -186,6 +262,7 @@ def generate_image(
     template: str = "txt2img",
     preset: str | None = None,
     input_image: str | None = None,
+    mask: str | None = None,
     place: bool = True,
     frame: int | None = None,
     scene: Any = None,
@@ -195,7 +272,13 @@ def generate_image(
     ``frame`` (the playhead by default) on the first free channel when it is done."""
     placement = placement_for(scene or bpy.context.scene, "image", frame=frame) if place else None
     return submit_image(
-        prompt=prompt, template=template, preset=preset, params=params, input_image=input_image, placement=placement
+        prompt=prompt,
+        template=template,
+        preset=preset,
+        params=params,
+        input_image=input_image,
+        mask=mask,
+        placement=placement,
     )
 
 
@@ -254,9 +337,28 @@ class MOVIEDIR_PG_image_settings(bpy.types.PropertyGroup):
         ],
         default="SIDE_BY_SIDE",
     )
-    checkpoint: bpy.props.StringProperty(  # type: ignore[valid-type]
-        name="Model", description="Checkpoint file on the server (empty = the template's default)", default=""
+    mask_source: bpy.props.EnumProperty(  # type: ignore[valid-type]
+        name="Mask",
+        description="What to repaint (templates that inpaint)",
+        items=[
+            ("ALPHA", "Input's Transparency", "Transparent parts of the input picture are repainted"),
+            ("IMAGE", "Painted Image", "A Blender image: white is repainted, black is kept"),
+        ],
+        default="ALPHA",
     )
+    mask_image: bpy.props.StringProperty(name="Mask Image", default="")  # type: ignore[valid-type]
+    checkpoint: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Checkpoint",
+        description="Checkpoint on the server (empty = your last choice there, else its first)",
+        default="",
+    )
+    sampler: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Sampler", description="Sampling method (empty = your last choice on the server, else its first)"
+    )
+    scheduler: bpy.props.StringProperty(  # type: ignore[valid-type]
+        name="Scheduler", description="Noise schedule (empty = your last choice on the server, else its first)"
+    )
+    loras: bpy.props.CollectionProperty(type=MOVIEDIR_PG_lora)  # type: ignore[valid-type]
 
 
 def settings_params(settings: Any) -> dict[str, Any]:
@@ -268,7 +370,10 @@ def settings_params(settings: Any) -> dict[str, Any]:
         "steps": settings.steps,
         "seed": settings.seed,
         "cfg": settings.cfg,
-        "checkpoint": settings.checkpoint,
+        "checkpoint": settings.checkpoint.strip(),
+        "sampler": settings.sampler.strip(),
+        "scheduler": settings.scheduler.strip(),
+        "loras": lora_stack(settings.loras),
     }
     try:
         known = {p.name for p in template_catalog().get(settings.template).params}
@@ -276,7 +381,8 @@ def settings_params(settings: Any) -> dict[str, Any]:
         return values
     if settings.preset != "CUSTOM":
         values.pop("steps"), values.pop("cfg")
-    return {k: v for k, v in values.items() if k in known and (v or k not in ("negative_prompt", "checkpoint"))}
+    optional = ("negative_prompt", "checkpoint", "sampler", "scheduler", "loras")
+    return {k: v for k, v in values.items() if k in known and (v or k not in optional)}
 
 
 class MOVIEDIR_OT_generate_image(JobOperator):
@@ -302,6 +408,7 @@ class MOVIEDIR_OT_generate_image(JobOperator):
             preset=None if settings.preset == "CUSTOM" else settings.preset,
             params=settings_params(settings),
             input_image=input_path,
+            mask=settings_mask(context.scene, settings, input_path),
             placement=placement,
         )
 
@@ -333,7 +440,8 @@ class MOVIEDIR_OT_generate_variations(bpy.types.Operator):
                 template=settings.template,
                 preset=None if settings.preset == "CUSTOM" else settings.preset,
                 params={k: v for k, v in settings_params(settings).items() if k != "seed"},
-                input_image=export_input_image(context.scene, settings.input_source, settings.input_image),
+                input_image=(source := export_input_image(context.scene, settings.input_source, settings.input_image)),
+                mask=settings_mask(context.scene, settings, source),
             )
         except (MovieDirectorError, ValueError) as exc:
             self.report({"ERROR"}, str(exc))

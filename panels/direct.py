@@ -12,7 +12,7 @@ import bpy
 
 from .. import addon_runtime
 from ..operators import cast, direct
-from .sidebar import JOB_ICONS, MovieDirectorPanel
+from .sidebar import JOB_ICONS, MovieDirectorPanel, draw_checkpoint
 
 STAGE_ICONS = {
     "pending": "SORTTIME",
@@ -40,6 +40,7 @@ class MOVIEDIR_PT_direct(MovieDirectorPanel, bpy.types.Panel):
         if settings.with_voices:
             cast.draw(layout.box(), context.scene)
             layout.prop_search(settings, "voice", context.window_manager, "movie_director_voices")
+        draw_checkpoint(layout, settings, context.window_manager)
         layout.operator("moviedir.direct", icon="SEQUENCE")
         handle = direct.active_pipeline()
         if handle is None:

@@ -1,4 +1,5 @@
-"""The "Movie Director" tab in the Sequencer's sidebar: backend connection states and the job list.
+"""The "Movie Director" tab in the Sequencer's sidebar: backend connection states, the Image panel with the ComfyUI
+server's model pickers (also drawn by the Direct panel), and the job list.
 
 Touches bpy (main thread only). Draw code reads cached state only: no network, no waiting, no runtime start-up.
 """
@@ -12,6 +13,8 @@ import bpy
 
 from .. import addon_runtime
 from ..clients import registry
+from ..operators import image_models
+from ..operators.generate_image import takes_mask, template_params
 
 STATE_ICONS = {
     "connected": "CHECKMARK",
@@ -72,6 +75,44 @@ def draw_server_list(
         layout.label(text=f"{len(getattr(wm, collection))} {noun}, listed {age}", icon="INFO")
     else:
         layout.label(text=empty, icon="INFO")
+
+
+def draw_checkpoint(layout: Any, settings: Any, wm: Any) -> None:
+    """The checkpoint picker with its refresh button, and what an empty choice means."""
+    draw_server_list(
+        layout, settings, "checkpoint", wm, image_models.COLLECTIONS["checkpoint"], "moviedir.refresh_image_models",
+        image_models.MODEL_STATE, label="Checkpoint", noun="checkpoints", asking="Asking ComfyUI for its models...",
+        empty="Press refresh to list the server's models",
+    )  # fmt: skip
+    if not settings.checkpoint.strip():
+        layout.label(text=image_models.default_label("checkpoint"))
+
+
+def draw_image_models(layout: Any, settings: Any, wm: Any, params: set[str]) -> None:
+    """Pickers for the model parameters the chosen template has (``params``: its parameter names)."""
+    if "checkpoint" in params:
+        draw_checkpoint(layout, settings, wm)
+    for prop in ("sampler", "scheduler"):
+        if prop in params:
+            layout.prop_search(settings, prop, wm, image_models.COLLECTIONS[prop])
+    if "loras" not in params:
+        return
+    box = layout.box()
+    row = box.row()
+    row.label(text="LoRAs", icon="MODIFIER")
+    row.operator("moviedir.lora_add", text="", icon="ADD")
+    for i, lora in enumerate(settings.loras):
+        row = box.row(align=True)
+        row.prop_search(lora, "name", wm, image_models.COLLECTIONS["lora"], text="")
+        row.prop(lora, "strength", text="")
+        row.operator("moviedir.lora_remove", text="", icon="X").index = i
+
+
+def draw_mask(layout: Any, settings: Any) -> None:
+    """The inpainting mask: the input's own transparency, or a painted Blender image."""
+    layout.prop(settings, "mask_source")
+    if settings.mask_source == "IMAGE":
+        layout.prop(settings, "mask_image")
 
 
 class MovieDirectorPanel:
@@ -179,10 +220,12 @@ class MOVIEDIR_PT_image(MovieDirectorPanel, bpy.types.Panel):
             row.prop(settings, "steps")
             row.prop(settings, "cfg")
         layout.prop(settings, "seed")
-        layout.prop(settings, "checkpoint")
+        draw_image_models(layout, settings, context.window_manager, template_params(settings.template))
         layout.prop(settings, "input_source")
         if settings.input_source == "IMAGE":
             layout.prop(settings, "input_image")
+        if settings.input_source != "NONE" and takes_mask(settings.template):
+            draw_mask(layout, settings)
         row = layout.row(align=True)
         row.operator("moviedir.generate_image", icon="IMAGE_DATA")
         row = layout.row(align=True)
