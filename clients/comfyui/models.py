@@ -47,6 +47,9 @@ MODEL_KINDS: dict[str, ModelKind] = {
         ModelKind("scheduler", "KSampler", "scheduler", None, "scheduler"),
     )
 }
+#: A list longer than this, or a name longer than MAX_NAME, is a hostile or broken server: cut, never trusted.
+MAX_NAMES = 5000
+MAX_NAME = 1024
 #: Cache key of the user's last choice of a kind on one server (kept with the runtime's discovery cache).
 CHOICE_KEY = "comfyui:{url}:model-choice:{kind}"
 
@@ -65,7 +68,9 @@ def combo_choices(spec: Any) -> list[str] | None:
         values = spec[1].get("options")
     else:
         return None
-    return [v for v in values if isinstance(v, str)] if isinstance(values, list) else None
+    if not isinstance(values, list):
+        return None
+    return [v for v in values if isinstance(v, str) and 0 < len(v) <= MAX_NAME][:MAX_NAMES]
 
 
 def kind_choices(object_info: Mapping[str, Any], kind: str | ModelKind) -> list[str] | None:

@@ -11,6 +11,8 @@ import pytest
 from movie_director.clients.comfyui import client as comfy
 from movie_director.clients.comfyui.emulator import EmulatorThread
 from movie_director.clients.comfyui.models import (
+    MAX_NAME,
+    MAX_NAMES,
     MODEL_KINDS,
     combo_choices,
     lora_entries,
@@ -51,6 +53,24 @@ def test_lists_come_from_the_loader_inputs_in_both_combo_shapes() -> None:
 )
 def test_malformed_specs_are_no_combo(spec: Any) -> None:
     assert combo_choices(spec) is None
+
+
+def test_a_hostile_list_is_cut_to_size() -> None:
+    huge = [f"m{i}.safetensors" for i in range(MAX_NAMES + 50)] + ["x" * (MAX_NAME + 1), ""]
+    assert combo_choices([huge]) == huge[:MAX_NAMES]
+
+
+def test_the_direct_still_stage_takes_the_chosen_checkpoint() -> None:
+    from movie_director.clients.director import DirectOptions, _direct_scene, plan_scene
+    from movie_director.runtime.jobs import JobOutputs
+
+    assert "checkpoint" not in DirectOptions().image_params and DirectOptions().llm_model == ""
+    spec = plan_scene("a scene", DirectOptions(image_params={"checkpoint": "film.safetensors"}, with_video=False))
+    shots = spec.stages[0].model_copy(
+        update={"outputs": JobOutputs(data={"shot_list": {"shots": [{"description": "a"}]}})}
+    )
+    (image, *_) = _direct_scene(shots, spec)
+    assert image.backend == "comfyui" and image.request["params"]["checkpoint"] == "film.safetensors"
 
 
 def test_malformed_object_info_gives_no_lists() -> None:
