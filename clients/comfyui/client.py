@@ -39,7 +39,7 @@ from ...runtime.jobs import Job, JobOutputs, JobState, OutputFile
 from ...runtime.retry import call_with_retry
 from ..http import HttpBackendClient, download_to, guess_media_type, safe_path, unique_path
 from .connection import ServerConnection
-from .models import MODEL_KINDS, choice_key, model_lists
+from .models import MODEL_KINDS, choice_key, missing_phrase, model_lists
 from .protocol import (
     HistoryEntry,
     PromptErrorResponse,
@@ -99,7 +99,7 @@ def missing_requirements(workflow: dict[str, Any], object_info: dict[str, Any]) 
             if name in _FILE_INPUTS or options.get("image_upload") or options.get("audio_upload"):
                 continue
             if value not in spec[0]:
-                missing.append(f"model {value} for {kind}.{name}")
+                missing.append(missing_phrase(kind, name, value, spec[0]))
     return missing
 
 

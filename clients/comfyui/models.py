@@ -137,6 +137,17 @@ def no_model_error(kind: str, *, param: str = "", server: str = "") -> InvalidRe
     )
 
 
+def missing_phrase(node_type: str, input_name: str, value: str, choices: list[Any]) -> str:
+    """How a workflow's missing model is named in a refusal: with what the server has and where such files go."""
+    kind = next((k for k in MODEL_KINDS.values() if k.node == node_type and k.input == input_name), None)
+    if kind is None:
+        return f"model {value} for {node_type}.{input_name}"
+    names = [c for c in choices if isinstance(c, str)]
+    has = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "") if names else "none"
+    where = f"; {kind.noun}s go in {kind.where}" if kind.folder else ""
+    return f"{kind.noun} {value} for {node_type}.{input_name} (the server has: {has}{where})"
+
+
 def pick_model(
     kind: str,
     value: Any,

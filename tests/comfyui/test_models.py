@@ -261,6 +261,19 @@ def test_a_checkpoint_added_since_the_list_was_read_is_found(rt: Runtime, emulat
     assert job.state is JobState.SUCCEEDED, job.error
 
 
+def test_a_workflow_naming_a_missing_model_is_refused_with_the_servers_list(
+    rt: Runtime, emulator: EmulatorThread
+) -> None:
+    from support import txt2img
+
+    workflow = txt2img()
+    workflow["1"]["inputs"]["ckpt_name"] = "sdxl-base.safetensors"
+    job = rt.submit("comfyui", "image", {"workflow": workflow}).wait(20)
+    assert job.state is JobState.FAILED and job.error is not None
+    assert "checkpoint sdxl-base.safetensors for CheckpointLoaderSimple.ckpt_name" in job.error.message
+    assert emulator.folders.checkpoints[0] in job.error.message and "models/checkpoints" in job.error.message
+
+
 def test_a_server_with_no_checkpoint_says_so(tmp_path: Path) -> None:
     emu = EmulatorThread(step_delay=0.0, checkpoints=[]).start()
     runtime = Runtime(output_root=tmp_path / "out")
