@@ -169,3 +169,27 @@ def test_inpainting_the_strip_under_the_playhead_with_a_painted_mask(comfy: Any,
     settings.mask_image = "Nope"
     with pytest.raises(RuntimeError, match="no mask image named 'Nope'"):
         bpy.ops.moviedir.generate_image()
+
+
+def test_inpainting_a_blender_image_by_its_own_transparency(comfy: Any) -> None:
+    import bpy
+    import numpy as np
+    from PIL import Image
+
+    addon, emu = comfy
+    scene = _scene()
+    picture = bpy.data.images.new("Plate", 40, 30, alpha=True)
+    pixels = np.ones((30, 40, 4), dtype=np.float32)
+    pixels[:, :10, 3] = 0.0  # transparent left quarter: repaint
+    picture.pixels.foreach_set(pixels.ravel())
+    scene.render.image_settings.color_mode = "RGB"  # the scene's own output settings must not drop the alpha
+    settings = scene.movie_director_image
+    settings.template, settings.prompt, settings.steps = "inpaint", "a window", 2
+    settings.input_source, settings.input_image, settings.mask_source = "IMAGE", "Plate", "ALPHA"
+    assert bpy.ops.moviedir.generate_image() == {"FINISHED"}
+    job = addon.api.last_job().wait(30)
+    assert job.state.value == "succeeded", job.error
+    assert emu.emulator.upload_count == 1, "no mask upload: the picture carries its mask"
+    with Image.open(emu.folders.input_dir / job.request["resolved_params"]["input_image"]) as img:
+        assert img.mode == "RGBA" and img.getpixel((2, 15))[3] == 0 and img.getpixel((30, 15))[3] == 255
+    assert scene.render.image_settings.color_mode == "RGB"

@@ -687,7 +687,9 @@ class ComfyEmulator:
     async def _models_folder(self, request: web.Request) -> web.Response:
         if request.match_info["folder"] == "checkpoints":
             return web.json_response(list(self.folders.checkpoints))
-        if request.match_info["folder"] in ("loras", "vae", "embeddings"):
+        if request.match_info["folder"] == "loras":
+            return web.json_response(list(self.folders.loras))
+        if request.match_info["folder"] in ("vae", "embeddings"):
             return web.json_response([])
         return web.Response(status=404)
 
