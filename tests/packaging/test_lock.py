@@ -30,6 +30,7 @@ BLENDER_MODULES = {
     "imbuf",
     "rna_prop_ui",
     "_bpy",
+    "numpy",  # bundled with Blender's Python (its own glTF exporter needs it); the bpy wheel requires it too
 }
 
 
