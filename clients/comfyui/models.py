@@ -129,8 +129,9 @@ def no_model_error(kind: str, *, param: str = "", server: str = "") -> InvalidRe
     spec = MODEL_KINDS[kind]
     on = f" {server}" if server else ""
     where = f"Put one in {spec.where}" if spec.folder else "Check the server's installation"
+    needed = f" ({param} needs one)" if param and param != kind else ""
     return InvalidRequestError(
-        f"The ComfyUI server{on} has no {spec.noun} for {param or kind}",
+        f"The ComfyUI server{on} has no {spec.noun} at all{needed}",
         backend=BACKEND,
         details={"param": param, "kind": kind, "available": [], "folder": spec.folder},
         hint=f"{where}, then press refresh next to the model list.",

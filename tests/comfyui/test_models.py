@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,35 @@ def test_lists_come_from_the_loader_inputs_in_both_combo_shapes() -> None:
         "upscale_model": [],  # the loader, but no files
     }
     assert "controlnet" not in lists and "vae" not in lists  # no loader node: no list at all
+
+
+def test_the_real_servers_lists_are_read_in_both_shapes() -> None:
+    """Recorded from a real ComfyUI 0.3.75 without model files: V1 loaders send ``[[names], {...}]``, the V3
+    UpscaleModelLoader ``["COMBO", {"options": [...]}]``, and VAELoader lists its built-in "pixel_space"."""
+    recorded = json.loads((Path(__file__).parent / "data" / "comfyui-0.3.75-loaders.json").read_text())
+    info = recorded["object_info"]
+    assert info["UpscaleModelLoader"]["input"]["required"]["model_name"][0] == "COMBO"
+    lists = model_lists(info)
+    assert lists["checkpoint"] == lists["lora"] == lists["upscale_model"] == lists["controlnet"] == []
+    assert lists["vae"] == ["pixel_space"]
+    assert lists["sampler"][0] == "euler" and "dpmpp_2m" in lists["sampler"] and len(lists["sampler"]) == 42
+    assert lists["scheduler"][0] == "simple" and "karras" in lists["scheduler"]
+    catalog = TemplateCatalog()
+    for template_id in ("txt2img", "img2img", "inpaint", "storyboard-frame"):
+        missing = catalog.missing_requirements(template_id, {**object_info_of_emulator(), **info})
+        assert missing == ["a checkpoint for checkpoint (none in ComfyUI's models/checkpoints folder)"], template_id
+    with pytest.raises(InvalidRequestError) as err:
+        catalog.get("txt2img").build({"prompt": "x"}, models=lists)
+    assert err.value.message == "The ComfyUI server has no checkpoint at all"
+    assert "models/checkpoints" in err.value.hint
+
+
+def object_info_of_emulator() -> dict[str, Any]:
+    """The emulator's node list (the real recording above adds only its loaders and samplers)."""
+    from movie_director.clients.comfyui.emulator.nodes import NODES, Folders
+
+    folders = Folders(Path("/nonexistent"), Path("/nonexistent"), Path("/nonexistent"))
+    return {name: node.info(folders) for name, node in NODES.items()}
 
 
 @pytest.mark.parametrize(
