@@ -39,7 +39,7 @@ from ...runtime.jobs import Job, JobOutputs, JobState, OutputFile
 from ...runtime.retry import call_with_retry
 from ..http import HttpBackendClient, download_to, guess_media_type, safe_path, unique_path
 from .connection import ServerConnection
-from .models import MODEL_KINDS, choice_key, missing_phrase, model_lists
+from .models import MODEL_KINDS, last_choices, missing_phrase, model_lists, remember_choice
 from .protocol import (
     HistoryEntry,
     PromptErrorResponse,
@@ -228,23 +228,26 @@ class ComfyClient(HttpBackendClient):
     def _build(
         self, template: Any, params: dict[str, Any], preset: str | None, conn: ServerConnection
     ) -> tuple[dict[str, Any], dict[str, Any]]:
-        last = {k: v for k in MODEL_KINDS if isinstance(v := self.cache.get(choice_key(conn.url, k), ttl=1e12), str)}
         return template.build_with_values(  # type: ignore[no-any-return]
-            params, preset=preset, models=model_lists(conn.object_info or {}), last_choices=last, server=conn.url
+            params,
+            preset=preset,
+            models=model_lists(conn.object_info or {}),
+            last_choices=last_choices(self.cache, conn.url),
+            server=conn.url,
         )
 
     def remember_choices(self, url: str, template: Any, given: dict[str, Any], values: dict[str, Any]) -> None:
         """A model the user named becomes the default for that kind on that server."""
         for param in template.params:
             if param.type == "model" and given.get(param.name) not in (None, ""):
-                self.cache.put(choice_key(url, param.kind), values[param.name])
+                remember_choice(self.cache, url, param.kind, values[param.name])
 
     async def models(self, url: str | None = None, *, refresh: bool = False) -> dict[str, Any]:
         """``{"server", "models": {kind: [names]}, "choices": {kind: last choice}}`` from the cached /object_info."""
         conn = self.connection(url or (await self.pick_server()).url)
         await self.preflight(conn, refresh=refresh)
         lists = model_lists(conn.object_info or {})
-        choices = {k: v for k in lists if isinstance(v := self.cache.get(choice_key(conn.url, k), ttl=1e12), str)}
+        choices = {k: v for k, v in last_choices(self.cache, conn.url).items() if k in lists}
         return {"server": conn.url, "models": lists, "choices": choices}
 
     # --- uploads ----------------------------------------------------------------------------------------------------

@@ -10,10 +10,12 @@ has and the folder where such files go.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ...runtime.cache import TtlCache
 from ...runtime.errors import InvalidRequestError
 
 BACKEND = "comfyui"
@@ -99,6 +101,11 @@ def model_lists(object_info: Mapping[str, Any]) -> dict[str, list[str]]:
     return lists
 
 
+def _shown(names: list[str], limit: int = 12) -> str:
+    """A list for a message: the first ``limit`` names, then how many more."""
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
 def missing_model_error(
     kind: str, value: str, available: list[str] | None, *, param: str = "", server: str = ""
 ) -> InvalidRequestError:
@@ -113,8 +120,7 @@ def missing_model_error(
         message = f"{label}{value!r}: the server{on} has no {spec.noun} at all"
         hint = f"Put one in {spec.where}, then press refresh next to the model list."
     else:
-        shown = ", ".join(available[:12]) + (f" and {len(available) - 12} more" if len(available) > 12 else "")
-        message = f"{label}{value!r} is not a {spec.noun} the server{on} has; it has: {shown}"
+        message = f"{label}{value!r} is not a {spec.noun} the server{on} has; it has: {_shown(available)}"
         hint = f"Pick one of those, or put the file in {spec.where} and press refresh."
     return InvalidRequestError(
         message,
@@ -143,8 +149,7 @@ def missing_phrase(node_type: str, input_name: str, value: str, choices: list[An
     kind = next((k for k in MODEL_KINDS.values() if k.node == node_type and k.input == input_name), None)
     if kind is None:
         return f"model {value} for {node_type}.{input_name}"
-    names = [c for c in choices if isinstance(c, str)]
-    has = ", ".join(names[:12]) + (f" and {len(names) - 12} more" if len(names) > 12 else "") if names else "none"
+    has = _shown([c for c in choices if isinstance(c, str)]) or "none"
     where = f"; {kind.noun}s go in {kind.where}" if kind.folder else ""
     return f"{kind.noun} {value} for {node_type}.{input_name} (the server has: {has}{where})"
 
@@ -214,16 +219,12 @@ def lora_entries(value: Any, *, param: str = "loras") -> list[dict[str, Any]]:
     return entries
 
 
-def choice_key(url: str, kind: str) -> str:
-    return CHOICE_KEY.format(url=url, kind=kind)
+def last_choices(cache: TtlCache, url: str) -> dict[str, str]:
+    """The user's last choice per kind on the server at ``url`` (kept in the runtime's discovery cache, on disk)."""
+    found = {kind: cache.get(CHOICE_KEY.format(url=url, kind=kind), ttl=math.inf) for kind in MODEL_KINDS}
+    return {kind: value for kind, value in found.items() if isinstance(value, str)}
 
 
-def kinds_of(params: Iterable[Any]) -> set[str]:
-    """The model kinds a template's parameters take (for listing what a template needs)."""
-    found: set[str] = set()
-    for p in params:
-        if getattr(p, "type", "") == "model" and getattr(p, "kind", None):
-            found.add(p.kind)
-        elif getattr(p, "type", "") == "loras":
-            found.add("lora")
-    return found
+def remember_choice(cache: TtlCache, url: str, kind: str, value: str) -> None:
+    """``value`` becomes the default for ``kind`` on the server at ``url``."""
+    cache.put(CHOICE_KEY.format(url=url, kind=kind), value)
