@@ -166,7 +166,8 @@ class MOVIEDIR_OT_import_cut(bpy.types.Operator, ImportHelper):
         except HandoffError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        context.window.scene = scene if context.window else context.window
+        if context.window is not None:
+            context.window.scene = scene
         self.report({"INFO"}, f"Imported the cut into scene {scene.name!r}")
         return {"FINISHED"}
 

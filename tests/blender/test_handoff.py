@@ -168,8 +168,14 @@ def test_a_clip_laid_frame_for_frame_at_another_rate_carries_its_speed(addon: Mo
 
 def test_an_import_into_a_fresh_scene_rebuilds_the_same_cut(addon: ModuleType, tmp_path: Path) -> None:
     scene = _rough_cut(addon, tmp_path)
+    fast = scene.sequence_editor.strips.new_movie(  # off-speed, trimmed: 4 frames off its front
+        name="fast", filepath=str(tmp_path / "media" / "clip.avi"), channel=7, frame_start=1
+    )
+    fast.frame_final_start = 5
     path = addon.api.export_cut(str(tmp_path / "cut.otio"), scene=scene)
     rebuilt = addon.api.import_cut(str(path), name="Imported")
+    again = next(s for s in rebuilt.sequence_editor.strips if s.name == "fast")
+    assert (again.type, again.frame_start, again.frame_final_start, again.frame_final_end) == ("MOVIE", 1, 5, 17)
     assert rebuilt.name == "Imported" and rebuilt != scene
 
     def summary(s: Any) -> list[tuple[Any, ...]]:
@@ -224,6 +230,11 @@ def test_render_reports_progress_and_writes_the_movie(addon: ModuleType, tmp_pat
         str(tmp_path / "cut.mp4"), scene=scene, on_progress=lambda r: seen.append((r.done, r.total))
     )
     assert path.is_file() and path.stat().st_size > 1000
+    check = __import__("bpy").data.scenes.new("check")
+    movie = check.sequence_editor_create().strips.new_movie(name="m", filepath=str(path), channel=1, frame_start=1)
+    assert (movie.frame_final_duration, round(movie.fps)) == (30, FPS)  # every frame, at the scene's rate
+    sound = check.sequence_editor.strips.new_sound(name="s", filepath=str(path), channel=2, frame_start=1)
+    assert sound.frame_final_duration >= 29  # the cut's sounds were mixed in
     assert seen[0] == (1, 31) and seen[-1] == (31, 31) and len(seen) == 31
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.mp4", "media"]  # no frames left behind
     assert (scene.frame_current, scene.render.image_settings.media_type) == (1, "IMAGE")  # settings put back
@@ -279,4 +290,17 @@ def test_the_operators_export_render_and_draw_in_the_direct_panel(addon: ModuleT
     panel = importlib.import_module(".panels.direct", addon.__name__)
     panel._draw_handoff(LayoutRecorder(calls))
     assert ("operator", "moviedir.render_cut") in calls and ("operator", "moviedir.export_cut") in calls
-    assert hasattr(bpy.types, "MOVIEDIR_OT_import_cut") or "moviedir.import_cut" in dir(bpy.ops.moviedir)
+    handoff = _mods(addon).handoff
+    for menu, draw in handoff.MENUS:  # File > Export / Import, the Sequencer's View menu
+        assert draw in getattr(bpy.types, menu)._dyn_ui_initialize()
+
+
+def test_the_import_operator_switches_to_the_rebuilt_scene(addon: ModuleType, tmp_path: Path) -> None:
+    import bpy
+
+    scene = _rough_cut(addon, tmp_path)
+    path = addon.api.export_cut(str(tmp_path / "cut.otio"), scene=scene)
+    before = set(bpy.data.scenes.keys())
+    assert bpy.ops.moviedir.import_cut(filepath=str(path)) == {"FINISHED"}
+    (new,) = set(bpy.data.scenes.keys()) - before
+    assert len(bpy.data.scenes[new].sequence_editor.strips) == len(scene.sequence_editor.strips)
