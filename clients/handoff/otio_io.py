@@ -180,11 +180,18 @@ def read(path: str | Path) -> Cut:
     """An ``.otio`` file back as a cut (media resolved against the file's folder)."""
     otio = load_otio()
     target = Path(path)
-    try:
+    if not target.is_file():
+        raise HandoffError(f"{target.name} does not exist ({target})")
+    try:  # the file is not trusted: OTIO raises its own errors, KeyError, ValueError... for a malformed one
         timeline = otio.adapters.read_from_file(str(target))
-    except (otio.exceptions.OTIOError, OSError, ValueError) as exc:
+    except Exception as exc:
         raise HandoffError(f"Could not read {target.name}: {exc}") from exc
-    return from_timeline(timeline, target.parent)
+    if not isinstance(timeline, otio.schema.Timeline):
+        raise HandoffError(f"{target.name} holds a {type(timeline).__name__}, not a timeline")
+    try:
+        return from_timeline(timeline, target.parent)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise HandoffError(f"{target.name} is not a cut this add-on can rebuild: {exc}") from exc
 
 
 def from_timeline(timeline: Any, base: Path) -> Cut:

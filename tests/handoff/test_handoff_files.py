@@ -149,3 +149,13 @@ def test_the_handoff_modules_never_import_bpy() -> None:
         "assert 'bpy' not in sys.modules"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+@pytest.mark.parametrize("text", ["not json", '{"OTIO_SCHEMA": "Nonsense.1"}', '{"OTIO_SCHEMA": "Clip.2"}', ""])
+def test_a_file_that_is_not_an_otio_timeline_is_refused_by_name(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "bad.otio"
+    path.write_text(text)
+    with pytest.raises(HandoffError, match=r"bad\.otio"):
+        otio_io.read(path)
+    with pytest.raises(HandoffError, match=r"missing\.otio"):
+        otio_io.read(tmp_path / "missing.otio")
