@@ -304,3 +304,27 @@ def test_the_import_operator_switches_to_the_rebuilt_scene(addon: ModuleType, tm
     assert bpy.ops.moviedir.import_cut(filepath=str(path)) == {"FINISHED"}
     (new,) = set(bpy.data.scenes.keys()) - before
     assert len(bpy.data.scenes[new].sequence_editor.strips) == len(scene.sequence_editor.strips)
+
+
+def test_a_strip_generated_outside_the_director_exports_what_made_it(addon: ModuleType, tmp_path: Path) -> None:
+    m = _mods(addon)
+    scene = _rough_cut(addon, tmp_path)
+    still = next(s for s in scene.sequence_editor.strips if s.name == "Shot 2 image")
+    del still[m.reader.GENERATION_KEY]
+    origin = {
+        "backend": "comfyui",
+        "kind": "image",
+        "request": {"template": "txt2img", "params": {"prompt": "q", "seed": 9}},
+    }
+    m.seq.remember_take(still, m.seq.current_file(still), origin)
+    path = addon.api.export_cut(str(tmp_path / "cut.otio"), scene=scene)
+    clip = next(c for c in otio.adapters.read_from_file(str(path)).find_clips() if c.name == "Shot 2 image")
+    meta = clip.metadata["movie_director"]
+    assert dict(meta["generation"]) == {
+        "backend": "comfyui",
+        "kind": "image",
+        "model": "txt2img",
+        "seed": 9,
+        "prompt": "q",
+    }
+    assert list(meta["takes"]) == [str(tmp_path / "media" / "still2.png")]

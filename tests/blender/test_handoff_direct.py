@@ -40,7 +40,9 @@ def test_a_directed_scene_exports_with_its_generation_settings_and_subtitles(
     bpy.ops.wm.read_homefile(use_empty=True)
     scene = bpy.context.scene
     scene.render.fps = 24
-    handle = backends.api.direct(SCENE, with_video=False, with_sound=False, image_params={"width": 128, "height": 72})
+    handle = backends.api.direct(
+        SCENE, with_video=False, with_sound=False, with_voices=False, image_params={"width": 128, "height": 72}
+    )
     spec = handle.wait(60)
     backends.api.runtime().pump()
     shots = backends.clients.director.scene_result(spec).shots
@@ -67,3 +69,36 @@ def test_a_directed_scene_exports_with_its_generation_settings_and_subtitles(
     assert sheet.stat().st_size > 10_000
     srt = backends.api.export_cut(str(tmp_path / "cut.srt"), scene=scene).read_text()
     assert "Who sent you?" in srt
+
+
+def test_spoken_lines_without_a_cast_voice_are_subtitled_where_they_are_said(addon: ModuleType) -> None:
+    import bpy
+    from movie_director.clients.speech import standin as speech_standin
+
+    scene_text = 'Night. "Who is there?" the keeper calls into the dark, "answer me!" The door creaks.'
+    with (
+        AppThread(standin.make_app) as llm_server,
+        EmulatorThread(step_delay=0.0) as emu,
+        AppThread(speech_standin.make_app) as tts,
+    ):
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.llm.urls, prefs.comfyui.urls, prefs.speech.urls = llm_server.url, emu.url, tts.url
+        try:
+            bpy.ops.wm.read_homefile(use_empty=True)
+            scene = bpy.context.scene
+            scene.render.fps = 24
+            scene.movie_director_llm.model = "director-llm"
+            handle = addon.api.direct(scene_text, with_video=False, with_sound=False, image_params={"width": 64})
+            spec = handle.wait(60)
+            assert all(s.state.value == "succeeded" for s in spec.stages), [(s.id, s.error) for s in spec.stages]
+            addon.api.runtime().pump()
+            spoken = {s["movie_director_stage"]: s for s in scene.sequence_editor.strips if s.type == "SOUND"}
+            texts = [s for s in scene.sequence_editor.strips if s.type == "TEXT"]
+            assert len(texts) == len(spoken) == 2
+            for text in texts:  # each subtitle exactly over its spoken line (stage shot<i>.line<j>.speech)
+                said = spoken[text["movie_director_stage"].replace(".subtitle", ".speech")]
+                assert (text.frame_final_start, text.frame_final_end) == (said.frame_final_start, said.frame_final_end)
+            assert sorted(t.text for t in texts) == ["Who is there?", "answer me!"]
+        finally:
+            addon.addon_runtime.shutdown()
+            prefs.llm.urls = prefs.comfyui.urls = prefs.speech.urls = ""
