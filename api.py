@@ -37,16 +37,19 @@ __all__ = [
     "clear_finished",
     "convert_voice",
     "direct",
+    "export_cut",
     "generate_image",
     "generate_variations",
     "generate_video",
     "image_models",
+    "import_cut",
     "jobs",
     "last_job",
     "move_job",
     "output_folder",
     "pause",
     "place_here",
+    "render_cut",
     "resume",
     "retry",
     "runtime",
@@ -56,9 +59,11 @@ __all__ = [
     "sound_effect",
     "speak_line",
     "speech_voices",
+    "storyboard_sheet",
     "submit",
     "submit_batch",
     "subscribe",
+    "subtitles",
     "templates",
     "test_connection",
     "use_settings",
@@ -178,6 +183,45 @@ def direct(scene_text: str, *, voice: str = "", scene: Any = None, **options: An
     from .operators import direct as d
 
     return d.direct(scene_text, voice=voice, scene=scene, **options)
+
+
+def export_cut(path: str, *, scene: Any = None) -> Any:
+    """Write the scene's cut for an editor: ``.otio`` (OpenTimelineIO, media relative to its folder), ``.edl``
+    (CMX 3600, picture), ``.xml`` (Final Cut Pro 7 XML) or ``.srt`` (subtitles). Returns the path written; raises
+    ``HandoffError`` naming what is wrong (empty scene, unsaved file with relative paths, moved media)."""
+    from .operators import handoff
+
+    return handoff.export_cut(path, scene=scene)
+
+
+def import_cut(path: str, *, name: str = "") -> Any:
+    """Rebuild an ``.otio`` cut on the Sequencer of a new scene; returns the scene."""
+    from .operators import handoff
+
+    return handoff.import_cut(path, name=name)
+
+
+def subtitles(scene: Any = None) -> int:
+    """Lay out the directed dialogue as subtitle text strips (timed to the voice lines); returns how many."""
+    from .operators import subtitles as subs
+
+    return subs.sync(scene)
+
+
+def storyboard_sheet(path: str, *, scene: Any = None) -> Any:
+    """A contact sheet of the scene's shots as a PNG: still, number, duration, description, dialogue."""
+    from .operators import storyboard_sheet as sheet
+
+    return sheet.storyboard_sheet(path, scene=scene)
+
+
+def render_cut(path: str, *, scene: Any = None, on_progress: Callable[[Any], Any] | None = None) -> Any:
+    """Render the scene's cut to a movie (.mp4, .mov, .mkv), blocking; ``on_progress(render)`` is called after each
+    frame (``render.progress``, ``render.done``/``render.total``) and may call ``render.cancel()``, which raises
+    ``RenderCancelled`` and leaves no file behind."""
+    from .operators import render_cut as rc
+
+    return rc.render_cut(path, scene=scene, on_progress=on_progress)
 
 
 def generate_video(

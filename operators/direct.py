@@ -3,7 +3,9 @@ effect and its dialogue lines spoken in the cast's voices, laid out in order on 
 marker per shot. A shot's lines share its length: line j of n starts at the j-th n-th of the shot and is trimmed to
 its share, so the lines never overlap and land where they are said whatever order they finish in.
 
-Touches bpy (main thread only). The pipeline itself lives in ``runtime/pipeline.py`` and ``clients/director.py``;
+Touches bpy (main thread only). Strips carry their stage, earlier takes and generation settings (for the
+hand-off); the shots and their dialogue are kept on the scene and the dialogue becomes subtitles (subtitles.py).
+The pipeline itself lives in ``runtime/pipeline.py`` and ``clients/director.py``;
 this module lays out results as stages finish (a pipeline callback, on the main thread) and offers per-stage cancel,
 retry and regenerate. A regenerated stage's new file is swapped into the same strip (same channel, frames and
 effects); every file the strip has shown stays listed as a take (custom property ``takes``, see
@@ -20,7 +22,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, PointerProperty, StringProperty
 
 from .. import addon_runtime
-from . import cast, sequencer
+from . import cast, cut_reader, sequencer, subtitles
 
 if TYPE_CHECKING:
     from ..runtime.pipeline import PipelineHandle, PipelineSpec
@@ -135,6 +137,14 @@ def layout(spec: PipelineSpec) -> None:
     data = json.loads(scene.get(LAYOUT_KEY, "{}"))
     data[spec.id] = placed
     scene[LAYOUT_KEY] = json.dumps(data)
+    # the shots as the hand-off reads them (storyboard sheet, subtitles), and the subtitles timed to the voices
+    scene[cut_reader.SHOTS_KEY] = json.dumps(
+        [
+            {"index": s.index, "frame": f, "length": n, "description": s.description, "dialogue": s.dialogue}
+            for s, (f, n) in zip(result.shots, frames, strict=True)
+        ]
+    )
+    subtitles.sync(scene)
     end = frames[-1][0] + frames[-1][1] - 1 if frames else start
     scene.frame_end = max(scene.frame_end, end)
     if changed:
@@ -162,9 +172,12 @@ def _place_stage(
     placed: dict[str, dict[str, Any]],
 ) -> bool:
     """Place one finished stage (or swap its new take in); True when the Sequencer changed."""
+    from ..clients.handoff.provenance import generation_settings
+
     stage = stages[stage_id]
     path = stage.outputs.files[0].path
     origin = {"pipeline": spec.id, "stage": stage_id}
+    settings = json.dumps(generation_settings(stage.backend, stage.kind, stage.request))
     old = sequencer.strips(scene).get(previous["strip"]) if previous is not None else None
     if old is not None:  # a new take: the same strip shows the new file (channel, frames and effects kept)
         try:
@@ -172,6 +185,7 @@ def _place_stage(
         except (ValueError, RuntimeError, OSError) as exc:
             log.warning("could not swap %s in place (%s): placing it anew", stage_id, exc)
         else:
+            old[cut_reader.GENERATION_KEY] = settings
             placed[stage_id] = {"strip": old.name, "job": stage.job_id, "path": path}
             return True
     kind = "voice" if role == "voice" else role
@@ -188,6 +202,7 @@ def _place_stage(
         log.warning("could not place %s: %s", stage_id, exc)
         return False
     strip["movie_director_stage"] = stage_id
+    strip[cut_reader.GENERATION_KEY] = settings
     sequencer.remember_take(strip, path, origin)
     placed[stage_id] = {"strip": strip.name, "job": stage.job_id, "path": path}
     return True

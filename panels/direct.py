@@ -42,6 +42,7 @@ class MOVIEDIR_PT_direct(MovieDirectorPanel, bpy.types.Panel):
             layout.prop_search(settings, "voice", context.window_manager, "movie_director_voices")
         draw_checkpoint(layout, settings, context.window_manager)
         layout.operator("moviedir.direct", icon="SEQUENCE")
+        _draw_handoff(layout)
         handle = direct.active_pipeline()
         if handle is None:
             return
@@ -73,6 +74,25 @@ class MOVIEDIR_PT_direct(MovieDirectorPanel, bpy.types.Panel):
                     op.action, op.stage_id = "REGENERATE", stage.id
                 if stage.error:
                     col.label(text=stage.error[:100], icon=JOB_ICONS["failed"])
+
+
+def _draw_handoff(layout: Any) -> None:
+    """The hand-off: export for an editor, subtitles, storyboard sheet, render (progress and cancel while running)."""
+    from ..operators import render_cut
+
+    col = layout.column(align=True)
+    col.label(text="Hand-off", icon="EXPORT")
+    row = col.row(align=True)
+    row.operator("moviedir.export_cut", text="Export Cut", icon="EXPORT")
+    row.operator("moviedir.subtitles", text="Subtitles", icon="FONT_DATA")
+    row = col.row(align=True)
+    row.operator("moviedir.storyboard_sheet", text="Sheet", icon="IMAGE_DATA")
+    render = render_cut.active_render()
+    if render is None:
+        row.operator("moviedir.render_cut", text="Render", icon="RENDER_ANIMATION")
+    else:
+        row.progress(factor=render.progress, type="BAR", text=f"Rendering {render.done}/{render.total}")
+        row.operator("moviedir.cancel_render", text="", icon="X")
 
 
 classes = (MOVIEDIR_PT_direct,)

@@ -9,7 +9,9 @@ Blender (the ``bpy`` module) the way Blender enables an installed extension, and
    it, a sound effect and the keeper's line spoken (eSpeak NG) and converted to his cast voice (RVC), laid out in
    order on the Sequencer;
 
-then saves ``demo.blend`` and prints summary tables with timings.
+then saves ``demo.blend`` and, beside it, the hand-off of the rough cut: ``demo.otio`` (OpenTimelineIO, media
+relative to it), ``demo.srt`` (subtitles) and ``demo_storyboard.png`` (the storyboard sheet); prints summary tables
+with timings.
 
     python scripts/demo.py --out demo.blend [--server http://127.0.0.1:8188]   # --server: use a real ComfyUI
 """
@@ -173,12 +175,25 @@ def rough_cut(api, bpy) -> int:  # type: ignore[no-untyped-def]
         scene.frame_start, scene.frame_end = 1, max(s.frame_final_end for s in strips) - 1
     kinds: dict[str, int] = {}
     for strip in strips:  # a clip at another frame rate is a meta strip that plays it at its own speed
-        kind = {"IMAGE": "stills", "MOVIE": "clips", "META": "clips", "SOUND": "sounds"}.get(strip.type, strip.type)
+        kind = {"IMAGE": "stills", "MOVIE": "clips", "META": "clips", "SOUND": "sounds", "TEXT": "subtitles"}.get(
+            strip.type, strip.type
+        )
         kinds[kind] = kinds.get(kind, 0) + 1
     summary = ", ".join(f"{count} {kind}" for kind, count in kinds.items())
     print(f"Rough cut: {len(strips)} strips ({summary}), {len(scene.timeline_markers)} shot markers, "
           f"frames {scene.frame_start}-{scene.frame_end}")  # fmt: skip
     return failed
+
+
+def handoff(api, bpy, out: Path) -> None:  # type: ignore[no-untyped-def]
+    """Part 3: the rough cut for an editor (.otio), with subtitles (.srt) and a storyboard sheet (.png)."""
+    scene = bpy.data.scenes["Rough Cut"]
+    for path in (
+        api.export_cut(str(out.with_suffix(".otio")), scene=scene),
+        api.export_cut(str(out.with_suffix(".srt")), scene=scene),
+        api.storyboard_sheet(str(out.with_name(out.stem + "_storyboard.png")), scene=scene),
+    ):
+        print(f"{path.name:<24} {path.stat().st_size:>8} bytes")
 
 
 def main(argv: list[str]) -> int:
@@ -230,10 +245,14 @@ def main(argv: list[str]) -> int:
         t_cut = time.perf_counter()
 
         bpy.ops.wm.save_as_mainfile(filepath=str(out))
+        print("\nPart 3: the hand-off")
+        handoff(api, bpy, out)
+        t_handoff = time.perf_counter()
         print()
         print(f"Set-up (Blender, add-on, servers): {t_ready - t0:.2f} s")
         print(f"Storyboard:                        {t_board - t_ready:.2f} s")
         print(f"Rough cut:                         {t_cut - t_board:.2f} s")
+        print(f"Hand-off:                          {t_handoff - t_cut:.2f} s")
         print(f"Saved {out} (scenes: {', '.join(s.name for s in bpy.data.scenes)}); media in {media}")
         return 1 if failed_board or failed_cut else 0
     finally:

@@ -71,7 +71,8 @@ def test_the_zip_holds_the_add_on_and_this_systems_locked_wheels_only(linux_zip:
     assert 'platforms = ["linux-x64"]' in manifest
     assert 'blender_version_min = "4.2.0"' in manifest  # one Python: Blender 4.2 LTS installs it too
     # small: the add-on's own files are a few hundred kB, the rest is the wheels of one Python
-    assert linux_zip.stat().st_size < 20_000_000
+    # (OpenTimelineIO, for the hand-off, adds 0.9 MB)
+    assert linux_zip.stat().st_size < 22_000_000
 
 
 def test_building_again_from_the_lock_gives_the_same_zip(linux_zip: Path, tmp_path: Path) -> None:
