@@ -39,6 +39,21 @@ MAX_DOWNLOAD_BYTES = 8 * 1024 * 1024 * 1024
 CHUNK = 256 * 1024
 
 
+def error_from_exception(exc: BaseException, url: str, *, backend: str) -> MovieDirectorError:
+    """The shared error for what aiohttp (or the OS) raised while talking to ``url``: timeouts, statuses, unreachable
+    hosts; anything else is a protocol error. The exception's text is redacted (it may hold a URL with a key)."""
+    if isinstance(exc, MovieDirectorError):
+        return exc
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
+        return RequestTimeoutError(f"{url} did not answer in time", backend=backend)
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return error_for_status(exc.status, exc.message, backend=backend)
+    if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError)):
+        message = f"Cannot reach {url}: {type(exc).__name__} {redact(str(exc))}".strip()
+        return BackendUnavailableError(message, backend=backend)
+    return ProtocolError(f"Unexpected answer from {url}: {type(exc).__name__}", backend=backend)
+
+
 class HttpBackendClient(BackendClient):
     """A backend client that talks HTTP to one or more servers, one pooled session per server."""
 
@@ -73,17 +88,7 @@ class HttpBackendClient(BackendClient):
             await session.close()
 
     def _error_from_exception(self, exc: BaseException, url: str) -> MovieDirectorError:
-        if isinstance(exc, MovieDirectorError):
-            return exc
-        if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-            return RequestTimeoutError(f"{url} did not answer in time", backend=self.name)
-        if isinstance(exc, aiohttp.ClientResponseError):
-            return error_for_status(exc.status, exc.message, backend=self.name)
-        if isinstance(exc, (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, OSError)):
-            return BackendUnavailableError(
-                f"Cannot reach {url}: {type(exc).__name__} {redact(str(exc))}".strip(), backend=self.name
-            )
-        return ProtocolError(f"Unexpected answer from {url}: {type(exc).__name__}", backend=self.name)
+        return error_from_exception(exc, url, backend=self.name)
 
     async def request(
         self,

@@ -27,14 +27,14 @@ from ...runtime.errors import (
     ProtocolError,
 )
 from ...runtime.retry import call_with_retry
-from ..http import download_to, read_limited
+from ..http import download_to, error_from_exception, read_limited
 from .transport import RVC_PYTHON
 
 if TYPE_CHECKING:
     from ...runtime.context import JobContext
     from ...runtime.jobs import JobOutputs
-    from .client import RvcClient
     from .request import ConvertRequest, TrainRequest
+    from .transport import VoiceHost
 
 #: Error bodies are short JSON; never read more of one than this.
 MAX_ERROR_BYTES = 64 * 1024
@@ -57,7 +57,7 @@ class RvcPythonTransport:
     kind = RVC_PYTHON
     can_train = False
 
-    def __init__(self, client: RvcClient, url: str) -> None:
+    def __init__(self, client: VoiceHost, url: str) -> None:
         self.client = client
         self.url = url
         #: The voice this client last loaded there (None: unknown, e.g. after the server restarted).
@@ -150,7 +150,7 @@ class RvcPythonTransport:
             except MovieDirectorError:
                 raise
             except Exception as exc:
-                raise client._error_from_exception(exc, self.url) from exc
+                raise error_from_exception(exc, self.url, backend=self.backend) from exc
 
         await call_with_retry(once, client.config.retry, backend=self.backend, deadline=client.job_timeout)
 

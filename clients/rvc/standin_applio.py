@@ -1,53 +1,61 @@
-"""A stand-in for Applio (RVC in a Gradio 6 app): the same auto-named endpoints and argument lists, a real Gradio
-queue, files in and out, ``gr.Progress`` while training, ``gr.Error`` for failures.
+"""A stand-in for Applio 3.6 (RVC in a Gradio 6 app), built from Applio's own ``core.py`` and ``tabs/`` so that
+clients meet the wiring users run: the same functions, argument lists, labels, defaults and return shapes.
 
 Plain Python: this module never imports bpy (it needs gradio and numpy). Run it:
 ``python -m movie_director.clients.rvc.standin_applio --port 7865 [--root DIR] [--voices alice,bob]``; it prints its
-URL once it serves.
+URL once it serves. The UI (which component feeds which function) is :mod:`.standin_applio_ui`; the facts it follows
+are in ``docs/protocols/rvc-audioldm.md`` ("Applio 3.6.x").
 
-Like Applio, voices are ``.pth`` files under ``<root>/logs/<name>/`` (an ``.index`` beside them), and no function has
-an ``api_name``, so Gradio names each endpoint after its function:
-
-- ``/change_choices(model)`` -> updates whose ``choices`` list the ``.pth`` and ``.index`` files (the Refresh button)
-- ``/run_infer_script(pitch, filter_radius, index_rate, rms_mix_rate, protect, f0_method, input_path, output_path,
-  pth_path, index_path, export_format, sid)`` -> (message, converted audio)
-- ``/save_drop_dataset_audio(dropbox, dataset_name)`` -> (None, dataset folder): one uploaded recording into a dataset
-- ``/run_preprocess_script(model_name, dataset_path, sample_rate, cpu_cores)``
-- ``/run_extract_script(model_name, f0_method, hop_length, cpu_cores, gpu, sample_rate, embedder_model)``
-- ``/run_train_script(model_name, save_every_epoch, total_epoch, sample_rate, batch_size, gpu, pretrained,
-  index_algorithm)`` with a ``gr.Progress`` bar per epoch
-- ``/run_index_script(model_name, index_algorithm)``
+As in Applio, voices are ``.pth`` files under ``<root>/logs/<name>/`` (an ``.index`` beside them), uploaded audio goes
+to ``assets/audios`` and datasets to ``assets/datasets/<name>``, all paths relative to the app's folder. The
+functions below have Applio's names and signatures (Gradio names endpoints after them); like Applio's, the training
+steps *return* "... failed ..." messages instead of raising, and conversion raises (the UI's ``enforce_terms``
+wrapper turns that into ``(message, None)``).
 
 Conversion is the same real transform as the rvc-python stand-in's (:mod:`.standin_dsp`); training writes a small
-placeholder ``.pth``/``.index`` after the steps a real run takes, ``--step-delay`` seconds per epoch.
+placeholder ``.pth``/``.index`` after ``--step-delay`` seconds per epoch, and ``stop_train`` ends it early as
+Applio's kills its training process.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import re
 import shutil
 import sys
 import threading
 import time
+import unicodedata
 from pathlib import Path
-from typing import Any
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import gradio as gr
-
 from ..scratch import exit_on_sigterm, scratch_root
 from . import standin_dsp
 
-SAMPLE_RATES = ["32000", "40000", "48000"]
-F0_METHODS = ["rmvpe", "crepe", "crepe-tiny", "fcpe"]
-AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")
+#: ``sup_audioext`` of Applio's inference and training tabs.
+AUDIO_EXTENSIONS = ("wav", "mp3", "flac", "ogg", "opus", "m4a", "mp4", "aac", "alac", "wma", "aiff", "webm", "ac3")
+
+
+def format_title(title: str) -> str:
+    """Applio's ``rvc.lib.utils.format_title``: the file and dataset names it stores uploads under."""
+    title = unicodedata.normalize("NFC", title)
+    title = re.sub(r"[\u2500-\u257F]+", "", title)
+    title = re.sub(r"[^\w\s.-]", "", title, flags=re.UNICODE)
+    return re.sub(r"\s+", "_", title)
+
+
+def output_path_fn(input_audio_path: str) -> str:
+    """Applio's default output path for an input: ``<dir>/<stem>_output.wav``."""
+    stem = os.path.basename(input_audio_path).rsplit(".", 1)[0]
+    return os.path.join(os.path.dirname(input_audio_path), stem + "_output.wav")
 
 
 class Applio:
-    """The app's state: a root folder with ``logs/`` (voices) and ``assets/`` (audios, datasets)."""
+    """The app's folder (``logs/``, ``assets/audios``, ``assets/datasets``) and the functions its tabs call."""
 
     def __init__(self, root: Path, *, step_delay: float = 0.05) -> None:
         self.root = root.resolve()
@@ -57,6 +65,7 @@ class Applio:
         for folder in (self.logs, self.audios, self.datasets):
             folder.mkdir(parents=True, exist_ok=True)
         self.step_delay = step_delay
+        self._stop: dict[str, threading.Event] = {}  # model name -> its training's "process killed"
 
     def add_voice(self, name: str) -> None:
         folder = self.logs / name
@@ -67,110 +76,152 @@ class Applio:
     def rel(self, path: Path) -> str:
         return os.path.relpath(path, self.root)
 
-    def model_files(self) -> list[str]:
-        return sorted(self.rel(p) for p in self.logs.rglob("*.pth") if not p.name.startswith(("G_", "D_")))
+    def inside(self, value: str) -> Path:
+        """A path the app was given, resolved against its folder (Applio's working directory)."""
+        return (self.root / value).resolve()
 
-    def index_files(self) -> list[str]:
-        return sorted(self.rel(p) for p in self.logs.rglob("*.index") if "trained" not in p.name)
+    # --- inference tab (tabs/inference/inference.py) ----------------------------------------------------------------
+    def get_files(self, kind: str) -> list[str]:
+        if kind == "model":
+            found = (p for p in self.logs.rglob("*") if p.suffix in (".pth", ".onnx"))
+            return [self.rel(p) for p in found if not p.name.startswith(("G_", "D_"))]
+        return [self.rel(p) for p in self.logs.rglob("*.index") if "trained" not in p.name]
 
-    def inside(self, value: str, what: str) -> Path:
-        """A path the app was given, resolved against its root; never outside it."""
-        path = (self.root / value).resolve()
-        if not path.is_relative_to(self.root):
-            raise gr.Error(f"{what} must be inside the Applio folder")
-        return path
-
-    # --- inference ------------------------------------------------------------------------------------------------
-    def change_choices(self, model: str) -> tuple[dict[str, Any], dict[str, Any]]:
-        return (
-            {"choices": self.model_files(), "__type__": "update"},
-            {"choices": self.index_files(), "__type__": "update"},
+    def audio_paths(self) -> list[str]:
+        return sorted(
+            self.rel(p)
+            for p in self.audios.iterdir()
+            if p.is_file() and p.name.endswith(AUDIO_EXTENSIONS) and "_output" not in p.name
         )
+
+    def match_index(self, model: str | None) -> str:
+        if not model:
+            return ""
+        folder = os.path.dirname(model)
+        return next((i for i in sorted(self.get_files("index")) if os.path.dirname(i) == folder), "")
+
+    def change_choices(self, model: str | None) -> tuple[dict[str, object], ...]:
+        speakers: dict[str, object] = {"choices": [0], "__type__": "update"}
+        return (
+            {"choices": sorted(self.get_files("model")), "__type__": "update"},
+            {"choices": sorted(self.get_files("index")), "__type__": "update"},
+            {"choices": self.audio_paths(), "__type__": "update"},
+            speakers,
+            dict(speakers),
+        )
+
+    def save_to_wav2(self, upload_audio: str) -> tuple[str, str]:
+        """The "Upload Audio" handler: the upload copied into ``assets/audios``; returns the "Select Audio" value and
+        the output path that goes with it."""
+        target = os.path.join(self.rel(self.audios), format_title(os.path.basename(upload_audio)))
+        if os.path.exists(target):
+            os.remove(target)
+        shutil.copy(upload_audio, target)
+        return target, output_path_fn(target)
 
     def run_infer_script(
         self,
         pitch: int,
-        filter_radius: int,
         index_rate: float,
-        rms_mix_rate: float,
+        volume_envelope: float,
         protect: float,
         f0_method: str,
         input_path: str,
         output_path: str,
         pth_path: str,
         index_path: str,
+        split_audio: bool,
+        f0_autotune: bool,
+        f0_autotune_strength: float,
+        proposed_pitch: bool,
+        proposed_pitch_threshold: float,
+        clean_audio: bool,
+        clean_strength: float,
         export_format: str,
-        sid: int,
+        embedder_model: str,
+        embedder_model_custom: str | None = None,
+        *effects: object,
     ) -> tuple[str, str]:
-        if not input_path:
-            raise gr.Error("Please upload an audio file first.")
-        model = self.inside(pth_path or "", "The voice model")
-        if not pth_path or not model.is_file():
-            raise gr.Error(f"The voice model {pth_path!r} does not exist.")
-        if index_path and not self.inside(index_path, "The index file").is_file():
-            raise gr.Error(f"The index file {index_path!r} does not exist.")
-        if f0_method not in F0_METHODS:
-            raise gr.Error(f"Unknown pitch extraction method {f0_method!r}.")
-        target = self.inside(output_path or self.rel(self.audios / "output.wav"), "The output path")
+        """``core.run_infer_script``: raises when conversion fails; without a model it silently converts nothing
+        and still answers with the output path (Applio's ``convert_audio`` returns early)."""
+        sid = effects[-1] if len(effects) == 40 else 0
+        answer = output_path.replace(".wav", f".{export_format.lower()}")
+        if not pth_path:
+            return f"File {input_path} inferred successfully.", answer
+        model = self.inside(pth_path)
+        if not model.is_file() or model.suffix != ".pth":
+            raise FileNotFoundError(f"no voice model at {pth_path}")
+        source = self.inside(input_path)
+        if not source.is_file():
+            raise FileNotFoundError(f"no audio at {input_path}")
+        if embedder_model == "custom" and not embedder_model_custom:
+            raise ValueError("a custom embedder needs its folder")
+        converted = standin_dsp.convert(
+            source.read_bytes(),
+            model.stem + (f"#{sid}" if sid else ""),
+            pitch=float(pitch),
+            index_rate=float(index_rate) if index_path and self.inside(index_path).is_file() else 0.0,
+            rms_mix_rate=float(volume_envelope),
+        )
+        target = self.inside(answer)
         target.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            out = standin_dsp.convert(
-                Path(input_path).read_bytes(),
-                model.stem,
-                pitch=float(pitch),
-                index_rate=float(index_rate) if index_path else 0.0,
-                rms_mix_rate=float(rms_mix_rate),
-            )
-        except ValueError as exc:
-            raise gr.Error(f"Could not read the audio: {exc}") from None
-        target = target.with_suffix(".wav")
-        target.write_bytes(out)
-        return f"File {Path(input_path).name} inferred successfully.", str(target)
+        target.write_bytes(converted)  # the stand-in writes WAV data whatever the export format says
+        return f"File {input_path} inferred successfully.", answer
 
-    # --- training -------------------------------------------------------------------------------------------------
-    def save_drop_dataset_audio(self, dropbox: str, dataset_name: str) -> tuple[None, str]:
-        if not dataset_name or "/" in dataset_name or dataset_name.startswith("."):
-            raise gr.Error("Please enter a valid dataset name.")
-        if not dropbox or Path(dropbox).suffix.lower() not in AUDIO_SUFFIXES:
-            raise gr.Error("The file you dropped is not a valid audio file.")
-        folder = self.datasets / dataset_name
+    # --- training tab (tabs/train/train.py, core.py) ----------------------------------------------------------------
+    def save_drop_dataset_audio(self, dropbox: str, dataset_name: str) -> tuple[None, str | None]:
+        if not dataset_name:
+            return None, None
+        if os.path.splitext(dropbox)[1][1:].lower() not in AUDIO_EXTENSIONS:
+            return None, None
+        folder = self.datasets / format_title(dataset_name)
         folder.mkdir(parents=True, exist_ok=True)
-        shutil.copy(dropbox, folder / Path(dropbox).name)
+        destination = folder / format_title(os.path.basename(dropbox))
+        destination.unlink(missing_ok=True)
+        shutil.copy(dropbox, destination)
         return None, self.rel(folder)
 
     def run_preprocess_script(
         self,
         model_name: str,
         dataset_path: str,
-        sample_rate: str,
+        sample_rate: int,
         cpu_cores: int,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio finds its progress bar by this default
+        cut_preprocess: str,
+        process_effects: bool,
+        noise_reduction: bool,
+        clean_strength: float,
+        chunk_len: float,
+        overlap_len: float,
+        normalization_mode: str = "none",
     ) -> str:
-        dataset = self.inside(dataset_path or "", "The dataset path")
-        files = sorted(p for p in dataset.glob("*") if p.suffix.lower() in AUDIO_SUFFIXES) if dataset.is_dir() else []
-        if not files:
-            raise gr.Error(f"The dataset {dataset_path!r} holds no audio files.")
-        sliced = self._model_dir(model_name) / "sliced_audios"
+        dataset = self.inside(dataset_path or "")
+        files = [p for p in dataset.glob("*") if p.name.endswith(AUDIO_EXTENSIONS)] if dataset.is_dir() else []
+        folder = self._model_dir(model_name)
+        if folder is None or not files:
+            return f"Preprocessing failed for model {model_name}. Please check the console logs for more details."
+        sliced = folder / "sliced_audios"
         sliced.mkdir(parents=True, exist_ok=True)
-        for i, f in enumerate(progress.tqdm(files, desc="preprocess")):
+        for i, f in enumerate(sorted(files)):
             shutil.copy(f, sliced / f"0_{i}.wav")
-            time.sleep(self.step_delay)
-        (self._model_dir(model_name) / "model_info.json").write_text(f'{{"sample_rate": {int(sample_rate)}}}')
+        (folder / "model_info.json").write_text(json.dumps({"sample_rate": int(sample_rate)}))
+        time.sleep(self.step_delay)
         return f"Model {model_name} preprocessed successfully."
 
     def run_extract_script(
         self,
         model_name: str,
         f0_method: str,
-        hop_length: int,
         cpu_cores: int,
-        gpu: str,
-        sample_rate: str,
+        gpu: int,
+        sample_rate: int,
         embedder_model: str,
+        embedder_model_custom: str | None = None,
+        include_mutes: int = 2,
     ) -> str:
         folder = self._model_dir(model_name)
-        if not (folder / "sliced_audios").is_dir():
-            raise gr.Error(f"Preprocess the dataset of {model_name} first.")
+        if folder is None or not (folder / "sliced_audios").is_dir():
+            return f"Feature extraction failed for model {model_name}. Please check the console logs for more details."
         time.sleep(self.step_delay)
         (folder / "extracted").mkdir(exist_ok=True)
         return f"Model {model_name} extracted successfully."
@@ -179,122 +230,80 @@ class Applio:
         self,
         model_name: str,
         save_every_epoch: int,
+        save_only_latest: bool,
+        save_every_weights: bool,
         total_epoch: int,
-        sample_rate: str,
+        sample_rate: int,
         batch_size: int,
-        gpu: str,
+        gpu: int,
         pretrained: bool,
-        index_algorithm: str,
-        progress: gr.Progress = gr.Progress(),  # noqa: B008 - Gradio finds its progress bar by this default
+        cleanup: bool,
+        index_algorithm: str = "Auto",
+        cache_data_in_gpu: bool = False,
+        custom_pretrained: bool = False,
+        g_pretrained_path: str | None = None,
+        d_pretrained_path: str | None = None,
+        vocoder: str = "HiFi-GAN",
+        checkpointing: bool = False,
+        shutdown_check: bool = False,
     ) -> str:
+        """Applio trains in a subprocess whose id it writes to ``logs/<model>/config.json``; ``stop_train`` kills
+        it, and then this answers "Training failed". The index is generated at the end, as Applio's does."""
+        failed = f"Training failed for model {model_name}. Please check the console logs for more details."
         folder = self._model_dir(model_name)
-        if not (folder / "extracted").is_dir():
-            raise gr.Error(f"Extract the features of {model_name} first.")
-        epochs = int(total_epoch)
-        for epoch in range(1, epochs + 1):
-            progress((epoch - 1, epochs), desc="train", unit="epochs")
-            time.sleep(self.step_delay)
-        progress((epochs, epochs), desc="train", unit="epochs")
+        if folder is None or not (folder / "extracted").is_dir():
+            return failed
+        if pretrained and custom_pretrained and (g_pretrained_path is None or d_pretrained_path is None):
+            raise ValueError("Please provide the path to the pretrained G and D models.")
+        stop = self._stop[model_name] = threading.Event()
+        (folder / "config.json").write_text(json.dumps({"process_pids": [os.getpid()]}))
+        print(f"training {model_name}: {int(total_epoch)} epochs", flush=True)
+        for _epoch in range(int(total_epoch)):
+            if stop.wait(self.step_delay):
+                print(f"training {model_name}: stopped", flush=True)
+                return failed
         (folder / f"{model_name}.pth").write_bytes(b"standin-rvc-model:" + model_name.encode())
+        self.run_index_script(model_name, index_algorithm)
+        print(f"training {model_name}: done", flush=True)
         return f"Model {model_name} trained successfully."
 
     def run_index_script(self, model_name: str, index_algorithm: str) -> str:
         folder = self._model_dir(model_name)
-        if not (folder / f"{model_name}.pth").is_file():
-            raise gr.Error(f"Train {model_name} first.")
+        if folder is None or not (folder / f"{model_name}.pth").is_file():
+            return (
+                f"Index generation failed for model {model_name}. Make sure you have enough GPU available to "
+                "generate the Index file. Please check the console logs for more details."
+            )
         (folder / f"added_IVF1_Flat_nprobe_1_{model_name}_v2.index").write_bytes(b"standin-rvc-index")
         return f"Index file for {model_name} generated successfully."
 
-    def _model_dir(self, model_name: str) -> Path:
-        if not model_name or "/" in model_name or model_name.startswith("."):
-            raise gr.Error("Please enter a valid model name.")
-        return self.logs / model_name
+    def stop_train(self, model_name: str) -> None:
+        """``tabs/settings/sections/restart.stop_train``: kill the processes listed in the model's config.json."""
+        if not model_name:
+            return
+        config = self.logs / model_name / "config.json"
+        try:
+            data = json.loads(config.read_text())
+            data.pop("process_pids", None)
+            config.write_text(json.dumps(data))
+        except (OSError, ValueError):
+            return
+        stop = self._stop.get(model_name)
+        if stop is not None:
+            stop.set()
 
-    # --- the UI -----------------------------------------------------------------------------------------------------
-    def blocks(self) -> gr.Blocks:
-        names = self.model_files()
-        with gr.Blocks(title="Applio (stand-in)") as demo:
-            with gr.Tab("Inference"):
-                model_file = gr.Dropdown(
-                    label="Voice Model", choices=names, value=names[0] if names else None, allow_custom_value=True
-                )
-                index_file = gr.Dropdown(label="Index File", choices=self.index_files(), allow_custom_value=True)
-                refresh = gr.Button("Refresh")
-                upload_audio = gr.Audio(label="Upload Audio", type="filepath")
-                output_path = gr.Textbox(label="Output Path", value=self.rel(self.audios / "output.wav"))
-                export_format = gr.Radio(label="Export Format", choices=["WAV"], value="WAV")
-                sid = gr.Dropdown(label="Speaker ID", choices=[0], value=0)
-                pitch = gr.Slider(-24, 24, 0, step=1, label="Pitch")
-                filter_radius = gr.Slider(0, 7, 3, step=1, label="Filter Radius")
-                index_rate = gr.Slider(0, 1, 0.3, label="Search Feature Ratio")
-                rms_mix_rate = gr.Slider(0, 1, 1, label="Volume Envelope")
-                protect = gr.Slider(0, 0.5, 0.33, label="Protect Voiceless Consonants")
-                f0_method = gr.Radio(label="Pitch extraction algorithm", choices=F0_METHODS, value="rmvpe")
-                convert = gr.Button("Convert")
-                info = gr.Textbox(label="Output Information")
-                converted = gr.Audio(label="Export Audio", type="filepath")
-                refresh.click(self.change_choices, [model_file], [model_file, index_file])
-                convert.click(
-                    self.run_infer_script,
-                    [
-                        pitch,
-                        filter_radius,
-                        index_rate,
-                        rms_mix_rate,
-                        protect,
-                        f0_method,
-                        upload_audio,
-                        output_path,
-                        model_file,
-                        index_file,
-                        export_format,
-                        sid,
-                    ],
-                    [info, converted],
-                )
-            with gr.Tab("Train"):
-                model_name = gr.Textbox(label="Model Name")
-                dataset_name = gr.Textbox(label="Dataset Name")
-                dataset_path = gr.Textbox(label="Dataset Path")
-                upload_dataset = gr.File(label="Upload Audio Dataset", type="filepath")
-                sampling_rate = gr.Radio(label="Sampling Rate", choices=SAMPLE_RATES, value="40000")
-                cpu_cores = gr.Slider(1, 64, 2, step=1, label="CPU Cores")
-                hop_length = gr.Slider(1, 512, 128, step=1, label="Hop Length")
-                extract_f0 = gr.Radio(label="Pitch extraction algorithm", choices=F0_METHODS, value="rmvpe")
-                gpu = gr.Textbox(label="GPU Number", value="0")
-                embedder = gr.Radio(label="Embedder Model", choices=["contentvec"], value="contentvec")
-                save_every = gr.Slider(1, 100, 10, step=1, label="Save Every Epoch")
-                total_epoch = gr.Slider(1, 10000, 500, step=1, label="Total Epoch")
-                batch_size = gr.Slider(1, 64, 8, step=1, label="Batch Size")
-                pretrained = gr.Checkbox(label="Pretrained", value=True)
-                index_algorithm = gr.Radio(label="Index Algorithm", choices=["Auto", "Faiss", "KMeans"], value="Auto")
-                out = gr.Textbox(label="Output Information")
-                upload_dataset.upload(
-                    self.save_drop_dataset_audio, [upload_dataset, dataset_name], [upload_dataset, dataset_path]
-                )
-                gr.Button("Preprocess Dataset").click(
-                    self.run_preprocess_script, [model_name, dataset_path, sampling_rate, cpu_cores], out
-                )
-                gr.Button("Extract Features").click(
-                    self.run_extract_script,
-                    [model_name, extract_f0, hop_length, cpu_cores, gpu, sampling_rate, embedder],
-                    out,
-                )
-                gr.Button("Start Training").click(
-                    self.run_train_script,
-                    [model_name, save_every, total_epoch, sampling_rate, batch_size, gpu, pretrained, index_algorithm],
-                    out,
-                )
-                gr.Button("Generate Index").click(self.run_index_script, [model_name, index_algorithm], out)
-        return demo
+    def _model_dir(self, model_name: str) -> Path | None:
+        if not model_name or "/" in model_name or "\\" in model_name or model_name.startswith("."):
+            return None
+        return self.logs / model_name
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="A stand-in for Applio's Gradio app")
+    parser = argparse.ArgumentParser(description="A stand-in for Applio 3.6's Gradio app")
     parser.add_argument("--port", type=int, default=7865)
     parser.add_argument("--root", default="", help="the app's folder (default: a temporary one)")
     parser.add_argument("--voices", default="alice,bob", help="voices to create under <root>/logs")
-    parser.add_argument("--step-delay", type=float, default=0.05, help="seconds per training step")
+    parser.add_argument("--step-delay", type=float, default=0.05, help="seconds per training epoch")
     args = parser.parse_args(argv)
     exit_on_sigterm()  # stopped with terminate(): a temporary root goes too
     root = Path(args.root) if args.root else scratch_root("applio-standin-")
@@ -303,7 +312,9 @@ def main(argv: list[str] | None = None) -> int:
         if voice:
             app.add_voice(voice)
     os.chdir(app.root)  # Applio resolves its relative paths (logs/..., assets/...) against its own folder
-    demo = app.blocks()
+    from .standin_applio_ui import blocks
+
+    demo = blocks(app)
     demo.queue(default_concurrency_limit=1).launch(
         server_name="127.0.0.1",
         server_port=args.port,

@@ -85,13 +85,17 @@ class AppProcess:
             env=env,
         )
         self.url = ""
+        self.root = Path()
         self.output: list[str] = []
+        self._said = threading.Condition()
         ready = threading.Event()
 
         def read() -> None:
             assert self.proc.stdout is not None
             for text in self.proc.stdout:
-                self.output.append(text)
+                with self._said:
+                    self.output.append(text)
+                    self._said.notify_all()
                 if not self.url and text.startswith("http://"):
                     self.url = text.strip()
                     ready.set()
@@ -102,6 +106,11 @@ class AppProcess:
         if not ready.wait(60) or not self.url:
             self.stop()
             raise RuntimeError("the Applio stand-in did not start:\n" + "".join(self.output[-30:]))
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """Whether the app prints a line containing ``text`` within ``timeout`` seconds."""
+        with self._said:
+            return self._said.wait_for(lambda: any(text in line for line in self.output), timeout)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -121,6 +130,7 @@ def applio(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     """One Applio stand-in for the whole session (a Gradio app takes seconds to start)."""
     root = tmp_path_factory.mktemp("applio")
     app = AppProcess("--root", str(root), "--voices", ",".join(VOICES), "--step-delay", "0.05")
+    app.root = root
     try:
         yield app
     finally:
