@@ -11,8 +11,7 @@ from typing import Any
 import pytest
 from movie_director.clients import media
 from movie_director.runtime import Job, JobState, Runtime
-
-from tests.support import pump_until
+from support import pump_until
 
 #: Bound for a cancelled job to become terminal and for the app to stop its work.
 SETTLE = 20.0
