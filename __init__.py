@@ -19,6 +19,7 @@ _MODULES = (
     ".operators.convert_voice",
     ".operators.cast",
     ".operators.speak_line",
+    ".operators.train_voice",
     ".operators.direct",
     ".operators.generate_video",
     ".operators.sound_effect",

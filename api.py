@@ -66,6 +66,7 @@ __all__ = [
     "subtitles",
     "templates",
     "test_connection",
+    "train_voice",
     "use_settings",
     "video_models",
     "voices",
@@ -174,6 +175,14 @@ def set_cast(character: str, *, tts_voice: str = "", rvc_voice: str = "", pitch:
     from .operators import cast
 
     return cast.set_member(scene or bpy.context.scene, character, tts_voice=tts_voice, rvc_voice=rvc_voice, pitch=pitch)
+
+
+def train_voice(name: str, dataset: str = "", *, dataset_path: str = "", **settings: Any) -> JobHandle:
+    """Train a new RVC voice from a folder of recordings on an Applio server, in stages (upload, preprocess, extract,
+    train, index); ``settings``: epochs, sample_rate, batch_size, save_every_epoch, f0method. Cancel stops it."""
+    from .operators import train_voice as tv
+
+    return tv.train_voice(name, dataset, dataset_path=dataset_path, **settings)
 
 
 def direct(scene_text: str, *, voice: str = "", scene: Any = None, **options: Any) -> Any:
