@@ -11,8 +11,16 @@ its server until the server says the job stopped, so the next job never collides
 
 Job kinds:
     "video":  {"prompt": "...", "model_type": "t2v_1.3B", "video_length": 81, ..., "image_start": "/local/a.png"}
-              (the fields of :class:`.settings.Wan2gpSettings`; a "title" is kept for the job list)
+              any setting the model declares (:mod:`.schema`: its default settings, start/end images, LoRAs), by
+              Wan2GP's names, plus ``loras: [{"name", "multiplier"}]`` and ``duration: "5s"``; no ``model_type``:
+              the server's first model. A "title" is kept for the job list. -> data: frames, fps (the model's),
+              model_type
     "models": {"refresh": False, "server": "<url>"}  -> outputs.data["models"]: model types, cached for ``models_ttl``
+    "schema": {"model_type": "...", "refresh": False} -> outputs.data: what the model declares
+              (:meth:`.schema.ModelSchema.summary`: fps, frame limits, start/end image, LoRAs, settings, defaults)
+
+Every video request is checked against its model's schema before it is sent (cached per server and model for
+``models_ttl``): a setting the model does not declare, or a value of the wrong type or range, is an error naming it.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from ...runtime.backend import BackendConfig, HealthInfo, NetworkPolicy, RemoteS
 from ...runtime.errors import BackendUnavailableError, InvalidRequestError, MovieDirectorError
 from ...runtime.jobs import Job, JobOutputs
 from ..http import HttpBackendClient
+from .schema import ModelSchema
 from .settings import Wan2gpSettings, parse_settings
 
 if TYPE_CHECKING:
@@ -38,23 +47,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 NAME = "wan2gp"
-#: Wan2GP's Wan models make 16 frames per second unless ``force_fps`` says otherwise.
-FPS = 16
 WAITING = "waiting for the server"
 #: How long a server that failed to answer is passed over while others are free.
 DOWN_FOR = 15.0
 _NOT_SETTINGS = ("title",)
-
-
-def frames_of(settings: Wan2gpSettings) -> int:
-    """How many frames a request asks for (``video_length``, or ``duration`` at the output frame rate)."""
-    if settings.duration is not None:
-        return max(1, round(float(settings.duration.strip().rstrip("s")) * fps_of(settings)))
-    return int(settings.video_length or 81)
-
-
-def fps_of(settings: Wan2gpSettings) -> int:
-    return int(settings.force_fps) if settings.force_fps else FPS
 
 
 @dataclass(eq=False)
@@ -67,12 +63,15 @@ class Server:
     down_until: float = 0.0
     models: list[str] | None = None
     models_at: float = 0.0
+    schemas: dict[str, tuple[ModelSchema | None, float]] = field(default_factory=dict)
 
 
 @dataclass(eq=False)
 class _Running:
     server: Server
     remote_id: str
+    settings: Wan2gpSettings
+    schema: ModelSchema | None
 
 
 class Wan2gpClient(HttpBackendClient):
@@ -148,15 +147,18 @@ class Wan2gpClient(HttpBackendClient):
 
     # --- the job verbs ----------------------------------------------------------------------------------------------
     async def submit(self, job: Job, ctx: JobContext) -> str | None:
-        if job.kind == "models":
+        if job.kind in ("models", "schema"):
             return None
         if job.kind != "video":
-            raise InvalidRequestError(f"Wan2GP jobs are 'video' or 'models', not {job.kind!r}", backend=self.name)
-        settings = self.settings(job.request)
+            raise InvalidRequestError(
+                f"Wan2GP jobs are 'video', 'models' or 'schema', not {job.kind!r}", backend=self.name
+            )
+        requested = self.settings(job.request)
         tried: set[str] = set()
         while True:
             server = await self._acquire(ctx, tried)
             try:
+                settings, schema = await self._checked(requested, server)
                 remote_id = await server.transport.submit(settings, ctx)
             except BackendUnavailableError as exc:
                 self._release(server)
@@ -174,8 +176,38 @@ class Wan2gpClient(HttpBackendClient):
         server.down_until = 0.0
         self.report_state("connected", server.url)
         job.server = server.url
-        self._running[job.id] = _Running(server, remote_id)
+        self._running[job.id] = _Running(server, remote_id, settings, schema)
         return remote_id
+
+    async def _checked(self, settings: Wan2gpSettings, server: Server) -> tuple[Wan2gpSettings, ModelSchema | None]:
+        """The settings with their model named (the server's first when none was asked for), checked against what
+        that model declares."""
+        if not settings.model_type:
+            models = await self.models(url=server.url)
+            if not models:
+                raise InvalidRequestError(f"Wan2GP at {server.url} lists no models", backend=self.name)
+            settings = settings.with_model(models[0])
+        schema = await self.schema(settings.model_type, url=server.url)
+        if schema is not None:
+            schema.check(settings.wan2gp_settings(), backend=self.name)
+        elif settings.extra:
+            raise InvalidRequestError(
+                f"Wan2GP at {server.url} does not describe its models, so only the common settings can be sent, "
+                f"not {', '.join(sorted(settings.extra)[:5])}",
+                backend=self.name,
+                details={"problems": sorted(settings.extra)},
+            )
+        return settings, schema
+
+    async def schema(self, model_type: str, *, url: str | None = None, refresh: bool = False) -> ModelSchema | None:
+        """What ``model_type`` declares on the server at ``url`` (cached for ``models_ttl`` seconds)."""
+        server = self.server(url or self._urls()[0])
+        cached = server.schemas.get(model_type)
+        if cached is not None and not refresh and time.monotonic() - cached[1] < self.models_ttl:
+            return cached[0]
+        schema = await server.transport.model_schema(model_type)
+        server.schemas[model_type] = (schema, time.monotonic())
+        return schema
 
     def settings(self, request: dict[str, Any]) -> Wan2gpSettings:
         """The request's settings, validated, with every local image checked before anything is sent."""
@@ -192,6 +224,8 @@ class Wan2gpClient(HttpBackendClient):
             url = str(job.request.get("server") or self._urls()[0])
             models = await self.models(refresh=bool(job.request.get("refresh")), url=url)
             return JobOutputs(data={"models": models, "server": url})
+        if job.kind == "schema":
+            return await self._schema_job(job)
         run = self._running.get(job.id)
         if run is None:
             raise InvalidRequestError(f"job {job.id} was never sent to Wan2GP", backend=self.name)
@@ -211,14 +245,24 @@ class Wan2gpClient(HttpBackendClient):
             else:  # cancelled, failed or timed out: the server is freed once it says the job has ended
                 task = asyncio.get_running_loop().create_task(self._settle(job.id, run))
                 self._settling[job.id] = (task, run)
-        settings = self.settings(job.request)
-        data = {
-            **outputs.data,
-            "frames": frames_of(settings),
-            "fps": fps_of(settings),
-            "model_type": settings.model_type,
-        }
+        fps = run.settings.fps(run.schema.fps if run.schema else None)
+        default_length = run.schema.defaults.get("video_length") if run.schema else None
+        frames = run.settings.frames(fps) or (default_length if isinstance(default_length, int) else None)
+        data = {**outputs.data, "frames": frames, "fps": fps, "model_type": run.settings.model_type}
         return JobOutputs(files=outputs.files, text=outputs.text, data=data)
+
+    async def _schema_job(self, job: Job) -> JobOutputs:
+        url = str(job.request.get("server") or self._urls()[0])
+        model = str(job.request.get("model_type") or "").strip()
+        if not model:
+            models = await self.models(url=url)
+            if not models:
+                raise InvalidRequestError(f"Wan2GP at {url} lists no models", backend=self.name)
+            model = models[0]
+        schema = await self.schema(model, url=url, refresh=bool(job.request.get("refresh")))
+        if schema is None:
+            return JobOutputs(data={"model_type": model, "server": url, "described": False})
+        return JobOutputs(data={**schema.summary(), "server": url, "described": True})
 
     async def _settle(self, job_id: str, run: _Running) -> None:
         """Stop the server's job if it still runs and hold its server until it has ended (bounded)."""

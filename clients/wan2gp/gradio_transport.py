@@ -19,6 +19,7 @@ from ...runtime.backend import BackendConfig, HealthInfo, NetworkPolicy, RemoteS
 from ...runtime.errors import InvalidRequestError, JobFailedError, MovieDirectorError, ProtocolError
 from ...runtime.jobs import JobOutputs, JobState
 from ..gradio_app import EndpointMatch, EndpointQuery, GradioCall, GradioRunner, Param
+from .schema import MEDIA_SETTINGS, ModelSchema
 
 if TYPE_CHECKING:
     from ...runtime.context import JobContext
@@ -66,6 +67,14 @@ class GradioVideoTransport:
                 backend=self.backend,
             )
         return match
+
+    async def model_schema(self, model_type: str) -> ModelSchema | None:
+        """A Gradio app declares its settings as the generate endpoint's named inputs (the same for every model)."""
+        match = await self.endpoint()
+        params = [p for p in match.endpoint.params if p.name]
+        defaults = {p.name: p.default if p.has_default else None for p in params if p.name not in MEDIA_SETTINGS}
+        media = frozenset(need for key, need in MEDIA_SETTINGS.items() if match.endpoint.param(key) is not None)
+        return ModelSchema(model_type=model_type, name=model_type, media=media, defaults=defaults)
 
     # --- a job ------------------------------------------------------------------------------------------------------
     async def submit(self, settings: Wan2gpSettings, ctx: JobContext) -> str:

@@ -41,6 +41,7 @@ from ...runtime.urls import is_loopback
 from ..http import MAX_DOWNLOAD_BYTES, HttpBackendClient, download_to, guess_media_type, safe_path, unique_path
 from .mcp_protocol import EventFollower, JobSnapshot, Toolset, WanGalleryItem, WanResult, tool_error, tool_payload
 from .mcp_session import McpSession
+from .schema import ModelSchema
 
 if TYPE_CHECKING:
     from ...runtime.context import JobContext
@@ -373,6 +374,25 @@ class McpVideoTransport:
         return RemoteStatus(state=JobState.SUCCEEDED if snapshot.result.success else JobState.FAILED)
 
     # --- models, health, close --------------------------------------------------------------------------------------
+    async def model_schema(self, model_type: str) -> ModelSchema | None:
+        """From ``wangp_get_model_schema``, ``wangp_get_default_settings`` and ``wangp_list_loras`` (None when the
+        server lacks the first two: an older Wan2GP)."""
+        toolset = await self.tools()
+        if not (toolset.has("get_model_schema") and toolset.has("get_default_settings")):
+            return None
+        args = {"model_type": model_type}
+        schema = await self.op("get_model_schema", args, model=model_type)
+        if schema is None:  # Wan2GP answers None for a model it does not have
+            raise InvalidRequestError(
+                f"Wan2GP at {self.url} has no model {model_type!r}",
+                backend=self.backend,
+                details={"model_type": model_type},
+                hint="Pick one of the server's models (refresh the model list).",
+            )
+        defaults = await self.op("get_default_settings", args, model=model_type)
+        loras = await self.op("list_loras", args, model=model_type) if toolset.has("list_loras") else None
+        return ModelSchema.parse(model_type, schema, defaults, loras, url=self.url, backend=self.backend)
+
     async def list_models(self) -> list[str]:
         toolset = await self.tools()
         names = toolset.arg_names("list_models")

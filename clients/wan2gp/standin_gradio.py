@@ -22,9 +22,9 @@ from typing import Any
 
 from ..media import write_avi
 from ..scratch import exit_on_sigterm, scratch_dir
+from .schema import DEFAULT_FPS
 
 MODELS = ("t2v_1.3B", "t2v", "i2v", "i2v_2_2", "ltx2_22B_distilled")
-FPS = 16
 MAX_FRAMES = 1025
 _RESOLUTION = re.compile(r"^(\d{2,5})x(\d{2,5})$")
 
@@ -87,7 +87,7 @@ def build(*, step_delay: float = 0.0) -> Any:
         if not match:
             raise gr.Error(f"Resolution must look like 832x480, not {resolution!r}")
         size = (int(match[1]), int(match[2]))
-        fps = int(force_fps) if str(force_fps or "").strip() else FPS
+        fps = int(force_fps) if str(force_fps or "").strip() else DEFAULT_FPS
         try:
             frames = frame_count(video_length, fps)
         except ValueError:

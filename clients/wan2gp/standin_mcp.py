@@ -91,6 +91,16 @@ def _tools(mcp: Any, engine: FakeWanGP) -> None:
         return engine.default_settings(model_type)
 
     @mcp.tool()
+    def wangp_get_model_schema(model_type: str) -> dict[str, Any] | None:
+        """Return a compact capability and usage summary for one model."""
+        return engine.model_schema(model_type)
+
+    @mcp.tool()
+    def wangp_list_loras(model_type: str) -> dict[str, Any]:
+        """List every locally available LoRA for a model."""
+        return engine.list_loras(model_type)
+
+    @mcp.tool()
     def wangp_get_model_availability(model_type: str) -> dict[str, Any]:
         """Return local file availability for one model."""
         return engine.availability(model_type)

@@ -24,44 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from ..media import write_avi
+from . import standin_mcp_models as models
 
-FPS = 16
 MAX_STORED_EVENTS = 500
 BUSY = "WanGP session already has a generation in progress"
-
-MODELS: tuple[dict[str, Any], ...] = tuple(
-    {"model_type": t, "name": n, "family": f, "main_output": "video", "inputs": i}
-    for t, n, f, i in (
-        ("t2v_1.3B", "Wan2.1 Text2video 1.3B", "wan", "text"),
-        ("t2v", "Wan2.1 Text2video 14B", "wan", "text"),
-        ("t2v_2_2", "Wan2.2 Text2video 14B", "wan", "text"),
-        ("i2v", "Wan2.1 Image2video 480p 14B", "wan", "text,image_start,image_end"),
-        ("i2v_720p", "Wan2.1 Image2video 720p 14B", "wan", "text,image_start,image_end"),
-        ("i2v_2_2", "Wan2.2 Image2video 14B", "wan", "text,image_start,image_end"),
-        ("ti2v_2_2", "Wan2.2 TextImage2video 5B", "wan", "text,image_start"),
-        ("vace_1.3B", "Vace ControlNet 1.3B", "wan", "text,video_guide"),
-        ("fantasy", "Fantasy Talking 720p", "wan", "text,image_start,audio"),
-        ("hunyuan", "Hunyuan Video 720p 13B", "hunyuan", "text"),
-        ("ltxv_13B", "LTX Video 0.9.8 13B", "ltx", "text,image_start"),
-        ("ltx2_22B_distilled", "LTX-2 22B Distilled", "ltx2", "text,image_start"),
-    )
-)
-KNOWN = {m["model_type"] for m in MODELS}
-DEFAULTS: dict[str, Any] = {
-    "prompt": "",
-    "negative_prompt": "",
-    "resolution": "832x480",
-    "video_length": 81,
-    "num_inference_steps": 30,
-    "seed": -1,
-    "guidance_scale": 5.0,
-    "flow_shift": 5.0,
-    "sample_solver": "unipc",
-    "batch_size": 1,
-    "force_fps": "",
-    "activated_loras": [],
-    "loras_multipliers": "",
-}
+KNOWN = set(models.BY_TYPE)
 _MEDIA = {".png": "image", ".jpg": "image", ".jpeg": "image", ".webp": "image", ".mp4": "video", ".avi": "video",
           ".wav": "audio", ".mp3": "audio"}  # fmt: skip
 
@@ -134,14 +101,25 @@ class FakeWanGP:
     # --- tools --------------------------------------------------------------------------------------------------
     def list_models(self, query: str | None, limit: int, offset: int) -> list[dict[str, Any]]:
         self.calls["list_models"] += 1
-        found = [m for m in MODELS if not query or query.lower() in (m["model_type"] + m["name"]).lower()]
+        records = [models.compact(t) for t in models.BY_TYPE]
+        found = [m for m in records if not query or query.lower() in (m["model_type"] + m["name"]).lower()]
         limit = max(1, min(int(limit), 10))
-        return [dict(m) for m in found[max(0, int(offset)) : max(0, int(offset)) + limit]]
+        return found[max(0, int(offset)) : max(0, int(offset)) + limit]
 
     def default_settings(self, model_type: str) -> dict[str, Any]:
+        self.calls["get_default_settings"] += 1
         if model_type not in KNOWN:
-            raise ToolFailure(f"Unknown model type: {model_type}")
-        return {**DEFAULTS, "model_type": model_type}
+            raise ToolFailure(f"Unknown model_type: {model_type}")
+        return models.default_settings(model_type)
+
+    def model_schema(self, model_type: str) -> dict[str, Any] | None:
+        self.calls["get_model_schema"] += 1
+        return models.schema(model_type)
+
+    def list_loras(self, model_type: str) -> dict[str, Any]:
+        if model_type not in KNOWN:
+            raise ToolFailure(f"Unknown model_type: {model_type}")
+        return models.loras(model_type)
 
     def availability(self, model_type: str) -> dict[str, Any]:
         if model_type not in KNOWN:
@@ -246,7 +224,8 @@ class FakeWanGP:
     # --- the generation ---------------------------------------------------------------------------------------------
     async def _run(self, job: Job, source: dict[str, Any]) -> None:
         try:
-            settings = {**DEFAULTS, **source}
+            model = str(source.get("model_type") or "")
+            settings = {**(models.default_settings(model) if model in KNOWN else models.COMMON), **source}
             problem = self._validate(settings)
             if problem:
                 job.add("error", {"message": problem, "stage": "validation"})
@@ -265,8 +244,12 @@ class FakeWanGP:
             return "Prompt is required"
         if not re.fullmatch(r"\d{2,5}x\d{2,5}", str(s.get("resolution"))):
             return f"Invalid resolution '{s.get('resolution')}'"
-        if _frames(s.get("video_length")) is None:
+        if _frames(s.get("video_length"), models.fps(s["model_type"])) is None:
             return f"Invalid video_length '{s.get('video_length')}'"
+        loras = models.loras(s["model_type"])["loras"]
+        for lora in s.get("activated_loras") or []:
+            if lora not in loras:
+                return f"Lora '{lora}' not found"
         for key in ("image_start", "image_end"):
             if s.get(key) and str(s[key]) not in self.gallery:
                 return f"{key}: unknown gallery item '{s[key]}'"
@@ -274,7 +257,8 @@ class FakeWanGP:
 
     async def _generate(self, job: Job, s: dict[str, Any]) -> None:
         width, height = (int(v) for v in str(s["resolution"]).split("x"))
-        frames = _frames(s["video_length"]) or 81
+        fps = int(s["force_fps"]) if str(s.get("force_fps") or "").isdigit() else models.fps(s["model_type"])
+        frames = _frames(s["video_length"], fps) or 81
         steps = max(1, int(s.get("num_inference_steps") or 30))
         seed = int(s.get("seed", -1))
         seed = random.randrange(2**31) if seed < 0 else seed
@@ -306,11 +290,11 @@ class FakeWanGP:
         end = self._image(s.get("image_end"))
         path = self.folder / f"{time.strftime('%Y-%m-%d-%Hh%Mm%Ss')}_seed{seed}_{_slug(s['prompt'])}.avi"
         images = [_frame(s["prompt"], i, frames, (width, height), start, end) for i in range(frames)]
-        await asyncio.to_thread(write_avi, path, images, fps=FPS, size=(width, height))
+        await asyncio.to_thread(write_avi, path, images, fps=fps, size=(width, height))
         item_id = uuid.uuid4().hex[:12]
         self.gallery[item_id] = {self.id_key: item_id, "path": str(path), "media_type": "video"}
         job.add("output", {"path": str(path)})
-        self._end(job, files=[str(path)], items=[dict(self.gallery[item_id])])
+        self._end(job, files=[str(path)], items=[dict(self.gallery[item_id])], fps=fps)
 
     def _image(self, item_id: Any) -> Any:
         if not item_id:
@@ -332,6 +316,7 @@ class FakeWanGP:
         items: list[dict[str, Any]] | None = None,
         errors: list[dict[str, Any]] | None = None,
         cancelled: bool = False,
+        fps: int = 0,
     ) -> None:
         errors = [{"task_index": 0, "task_id": None, "cancelled": cancelled, **e} for e in errors or []]
         result = {
@@ -343,7 +328,7 @@ class FakeWanGP:
             "successful_tasks": 0 if errors else 1,
             "failed_tasks": 1 if errors else 0,
             "gallery_items": list(items or []),
-            "artifacts": [{"path": f, "media_type": "video", "fps": FPS} for f in files or []],
+            "artifacts": [{"path": f, "media_type": "video", "fps": fps} for f in files or []],
         }
         job.add("completed", result)
         with self.cond:
@@ -355,11 +340,11 @@ class FakeWanGP:
             self.cond.notify_all()
 
 
-def _frames(value: Any) -> int | None:
+def _frames(value: Any, fps: int) -> int | None:
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 1025:
         return value
     match = re.fullmatch(r"(\d+(?:\.\d+)?)s", str(value).strip())
-    return max(1, round(float(match[1]) * FPS)) if match else None
+    return max(1, round(float(match[1]) * fps)) if match else None
 
 
 def _progress(

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from ...runtime.backend import HealthInfo, RemoteStatus
     from ...runtime.context import JobContext
     from ...runtime.jobs import JobOutputs
+    from .schema import ModelSchema
     from .settings import Wan2gpSettings
 
 
@@ -34,6 +35,11 @@ class VideoTransport(Protocol):
     async def status(self, remote_id: str) -> RemoteStatus: ...
 
     async def list_models(self) -> list[str]: ...
+
+    async def model_schema(self, model_type: str) -> ModelSchema | None:
+        """What the model declares (its settings with defaults, fps, frame limits, media, LoRAs); None when the
+        server cannot say. An unknown model is an InvalidRequestError naming it."""
+        ...
 
     async def health(self) -> HealthInfo: ...
 
