@@ -157,11 +157,9 @@ class ModelSchema:
             return ""
         if isinstance(default, bool):
             return "" if isinstance(value, bool) else f"must be true or false, got {value!r}"
-        if isinstance(default, (int, float)):
+        if isinstance(default, (int, float)):  # Wan2GP's JSON writes 1 for 1.0: any number will do
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 return f"must be a number, got {value!r}"
-            if isinstance(default, int) and not isinstance(value, int) and not float(value).is_integer():
-                return f"must be a whole number, got {value!r}"
             return ""
         if isinstance(default, str):
             return "" if isinstance(value, str) else f"must be text, got {value!r}"

@@ -91,6 +91,7 @@ class FakeWanGP:
         self.downloads: dict[str, tuple[str, float]] = {}
         self.calls: Counter[str] = Counter()
         self.busy_refusals = 0
+        self.sources: list[dict[str, Any]] = []  # every generate's settings, as received
         self.finished: list[tuple[str, float]] = []  # (job id, time it ended)
         self.cond = threading.Condition()
 
@@ -136,6 +137,7 @@ class FakeWanGP:
         if wait:
             raise ToolFailure("the stand-in does not block the server: call with wait=False and poll wangp_get_job")
         settings = source[0] if isinstance(source, list) and source else source
+        self.sources.append(dict(settings) if isinstance(settings, dict) else {})
         job = Job(uuid.uuid4().hex)
         self.jobs[job.job_id] = job
         self.active = job
