@@ -69,6 +69,7 @@ __all__ = [
     "train_voice",
     "use_settings",
     "video_models",
+    "video_schema",
     "voices",
     "wait_all",
     "wait_future",
@@ -239,16 +240,20 @@ def generate_video(
     seconds: float | None = None,
     frames: int | None = None,
     start_image: str | None = None,
+    end_image: str | None = None,
+    loras: list[tuple[str, float]] | None = None,
     frame: int | None = None,
     scene: Any = None,
     **settings: Any,
 ) -> JobHandle:
-    """Generate a video with Wan2GP; it lands as a movie strip at the playhead (first free channel) when done."""
+    """Generate a video with Wan2GP; it lands as a movie strip at the playhead (first free channel) when done.
+    ``settings``: any the model declares, by Wan2GP's names (see ``video_schema``); ``loras``: (name, strength)."""
     from .operators import generate_video as gv
 
     return gv.generate_video(
-        prompt, seconds=seconds, frames=frames, start_image=start_image, frame=frame, scene=scene, **settings
-    )
+        prompt, seconds=seconds, frames=frames, start_image=start_image, end_image=end_image, loras=loras,
+        frame=frame, scene=scene, **settings,
+    )  # fmt: skip
 
 
 def video_models(refresh: bool = False) -> JobHandle:
@@ -256,6 +261,14 @@ def video_models(refresh: bool = False) -> JobHandle:
     from .operators import generate_video as gv
 
     return gv.video_models(refresh)
+
+
+def video_schema(model: str = "", refresh: bool = False) -> JobHandle:
+    """What a Wan2GP model declares: ``.result(10).data`` has fps, frame limits, start/end image, loras, settings
+    (every name ``generate_video`` accepts for it) and their defaults; also fills the sidebar's LoRA list."""
+    from .operators import generate_video as gv
+
+    return gv.video_schema(model, refresh)
 
 
 def sound_effect(

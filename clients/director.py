@@ -16,9 +16,6 @@ from pydantic import BaseModel, Field
 from ..runtime.pipeline import Bind, PipelineSpec, Stage, StageState, register_expander
 from .llm.shots import SHOT_LIST_SYSTEM
 
-#: Wan2GP renders at 16 frames per second.
-VIDEO_FPS = 16
-
 
 class CastVoices(BaseModel):
     """A character's voices: the speech server's voice (empty = its first) and an RVC voice (empty = none)."""
@@ -113,7 +110,7 @@ def _direct_scene(stage: Stage, spec: PipelineSpec) -> list[Stage]:
                         "prompt": prompt,
                         "model_type": opts.video_model,
                         "resolution": opts.video_resolution,
-                        "video_length": max(1, round(seconds * VIDEO_FPS)),
+                        "video_length": f"{max(0.1, round(seconds, 2)):g}s",  # Wan2GP counts at the model's fps
                         "num_inference_steps": opts.video_steps,
                         "seed": opts.seed + i,
                     },

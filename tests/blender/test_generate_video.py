@@ -79,17 +79,19 @@ def test_operator_from_a_script_uses_the_sidebar_settings_and_a_free_channel(vid
     addon.operators.sequencer.place_image(scene, str(board), frame=1, duration=40, name="board")
     scene.frame_current = 12
     settings = scene.movie_director_video
+    settings.model = "i2v"  # first: choosing a model clears the per-model settings
     settings.prompt = "night sea"
-    settings.seconds = 1.5  # 24 frames at 16 frames a second
+    settings.seconds = 1.5  # 24 frames at i2v's 16 frames a second
     settings.resolution, settings.steps, settings.seed = "96x64", 3, 7
-    settings.model = "i2v"
     settings.use_start_image = True
     assert bpy.ops.moviedir.generate_video() == {"FINISHED"}
     handle = addon.api.last_job()
     assert handle is not None and not handle.done  # queued, not waited for
     job = handle.wait(30)
     assert job.state.value == "succeeded", job.error
-    assert job.request["video_length"] == 24 and job.request["seed"] == 7 and job.request["model_type"] == "i2v"
+    assert job.request["video_length"] == "1.5s" and job.request["seed"] == 7 and job.request["model_type"] == "i2v"
+    assert job.request["num_inference_steps"] == 3 and "guidance_scale" not in job.request  # only what was set
+    assert job.outputs.data["frames"] == 24 and job.outputs.data["fps"] == 16
     assert standin.engine.calls["create_upload"] == 1  # the strip under the playhead went up as the first frame
     movie = next(s for s in scene.sequence_editor.strips if s.name != "board")
     assert movie.type == "META" and movie.frame_final_start == 12
@@ -143,3 +145,54 @@ def test_the_sidebar_lists_models_and_follows_the_running_video(video_addon: Any
     assert any(kind == "label" and "[stand-in]" in text for kind, text in calls)  # Wan2GP's latest console line
     handle.cancel()
     assert handle.wait(2).state.value == "cancelled"
+
+
+def test_the_models_schema_fills_the_panel_and_loras_an_end_image_and_its_fps_reach_wan2gp(
+    video_addon: Any, tmp_path: Path
+) -> None:
+    import bpy
+    from PIL import Image
+
+    addon, standin = video_addon
+    video = _video(addon)
+    panel = importlib.import_module(".panels.video", addon.__name__)
+    scene = _scene(24)
+    settings = scene.movie_director_video
+    settings.model = "i2v_2_2"
+    schema = video.video_schema("i2v_2_2").wait(10)
+    assert schema.state.value == "succeeded", schema.error
+    assert settings.flow_shift == 7.0 and settings.steps == 30  # the model's own defaults, filled in
+    available = [item.name for item in bpy.context.window_manager.movie_director_video_loras]
+    assert available == ["lightx2v_4step.safetensors", "orbit_shot.safetensors"]
+    assert bpy.ops.moviedir.add_video_lora() == {"FINISHED"}
+    assert bpy.ops.moviedir.add_video_lora() == {"FINISHED"}
+    settings.loras[1].multiplier = 0.5
+    assert [lora.name for lora in settings.loras] == available
+    end = tmp_path / "end.png"
+    Image.new("RGB", (96, 64), (10, 10, 250)).save(end)
+    settings.prompt, settings.seconds, settings.resolution, settings.steps = "harbour", 1.0, "96x64", 2
+    settings.end_image = str(end)
+    calls: list[tuple[str, str]] = []
+    panel.MOVIEDIR_PT_video.draw(type("P", (), {"layout": LayoutRecorder(calls)})(), bpy.context)
+    assert ("prop", "end_image") in calls and ("prop", "flow_shift") in calls and ("prop", "multiplier") in calls
+    assert ("operator", "moviedir.add_video_lora") in calls and ("operator", "moviedir.remove_video_lora") in calls
+    assert ("label", "Wan2.2 Image2video 14B: 16 fps") in calls
+    assert bpy.ops.moviedir.generate_video() == {"FINISHED"}
+    job = addon.api.last_job().wait(30)
+    assert job.state.value == "succeeded", job.error
+    sent = standin.engine.sources[-1]
+    assert sent["activated_loras"] == available and sent["loras_multipliers"] == "1 0.5"
+    assert sent["image_end"] in standin.engine.gallery and sent["flow_shift"] == 7.0
+    # Another model at another frame rate: its clip is as long as it plays.
+    settings.model = "ltx2_22B_distilled"
+    assert not settings.is_property_set("flow_shift")  # the previous model's defaults are not carried over
+    settings.loras.clear()
+    settings.end_image = ""
+    scene.frame_current = 100
+    job = video.generate_video("dunes", seconds=1.0, model_type="ltx2_22B_distilled", **SMALL).wait(30)
+    assert job.state.value == "succeeded", job.error
+    assert job.outputs.data["fps"] == 24 and job.outputs.data["frames"] == 24
+    movie = next(s for s in scene.sequence_editor.strips if s.frame_final_start == 100)
+    assert movie.frame_final_duration == 24  # one second at the scene's 24 fps
+    bad = video.generate_video("x", frames=9, model_type="t2v_1.3B", image_end=str(end), **SMALL).wait(30)
+    assert bad.state.value == "failed" and "takes no end image" in bad.error.message
