@@ -25,13 +25,14 @@ class CastVoices(BaseModel):
     pitch: int = Field(default=0, ge=-24, le=24)
 
 
+
 class DirectOptions(BaseModel):
     """How to direct: which models, the cast's voices, and which stages to include."""
 
     llm_model: str = ""  # empty = the LLM backend's configured model, else the server's first
     image_template: str = "storyboard-frame"
     image_params: dict[str, Any] = Field(default_factory=dict)
-    video_model: str = "t2v_1.3B"
+    video_model: str = ""  # empty: the Wan2GP server's first model that can start from the still
     video_resolution: str = "832x480"
     video_steps: int = 30
     cast: dict[str, CastVoices] = Field(default_factory=dict)  # character -> voices

@@ -13,8 +13,8 @@ Job kinds:
     "video":  {"prompt": "...", "model_type": "t2v_1.3B", "video_length": 81, ..., "image_start": "/local/a.png"}
               any setting the model declares (:mod:`.schema`: its default settings, start/end images, LoRAs), by
               Wan2GP's names, plus ``loras: [{"name", "multiplier"}]`` and ``duration: "5s"``; no ``model_type``:
-              the server's first model. A "title" is kept for the job list. -> data: frames, fps (the model's),
-              model_type
+              the server's first model (with a start/end image: its first model that takes one). A "title" is
+              kept for the job list. -> data: frames, fps (the model's), model_type
     "models": {"refresh": False, "server": "<url>"}  -> outputs.data["models"]: model types, cached for ``models_ttl``
     "schema": {"model_type": "...", "refresh": False} -> outputs.data: what the model declares
               (:meth:`.schema.ModelSchema.summary`: fps, frame limits, start/end image, LoRAs, settings, defaults)
@@ -37,7 +37,7 @@ from ...runtime.backend import BackendConfig, HealthInfo, NetworkPolicy, RemoteS
 from ...runtime.errors import BackendUnavailableError, InvalidRequestError, MovieDirectorError
 from ...runtime.jobs import Job, JobOutputs
 from ..http import HttpBackendClient
-from .schema import ModelSchema
+from .schema import MEDIA_SETTINGS, ModelSchema
 from .settings import Wan2gpSettings, parse_settings
 
 if TYPE_CHECKING:
@@ -183,10 +183,7 @@ class Wan2gpClient(HttpBackendClient):
         """The settings with their model named (the server's first when none was asked for), checked against what
         that model declares."""
         if not settings.model_type:
-            models = await self.models(url=server.url)
-            if not models:
-                raise InvalidRequestError(f"Wan2GP at {server.url} lists no models", backend=self.name)
-            settings = settings.with_model(models[0])
+            settings = settings.with_model(await self._default_model(settings, server.url))
         schema = await self.schema(settings.model_type, url=server.url)
         if schema is not None:
             schema.check(settings.wan2gp_settings(), backend=self.name)
@@ -198,6 +195,24 @@ class Wan2gpClient(HttpBackendClient):
                 details={"problems": sorted(settings.extra)},
             )
         return settings, schema
+
+    async def _default_model(self, settings: Wan2gpSettings, url: str) -> str:
+        """The server's first model; with a start/end image, its first model that takes them."""
+        models = await self.models(url=url)
+        if not models:
+            raise InvalidRequestError(f"Wan2GP at {url} lists no models", backend=self.name)
+        needs = {need for key, need in MEDIA_SETTINGS.items() if getattr(settings, key)}
+        if not needs:
+            return models[0]
+        for model in models:
+            schema = await self.schema(model, url=url)
+            if schema is None or needs <= schema.media:
+                return model
+        raise InvalidRequestError(
+            f"None of the models on Wan2GP at {url} takes a {' and '.join(sorted(needs))} image",
+            backend=self.name,
+            hint="Generate from text only, or install an image-to-video model in Wan2GP.",
+        )
 
     async def schema(self, model_type: str, *, url: str | None = None, refresh: bool = False) -> ModelSchema | None:
         """What ``model_type`` declares on the server at ``url`` (cached for ``models_ttl`` seconds)."""
