@@ -312,7 +312,7 @@ class ApplioTransport:
         if not audio:
             message = _message_of(result.data)
             if message:  # Applio's "(message, None)": the app's own words for what went wrong
-                raise JobFailedError(f"The app at {self.url} did not convert: {message}", backend=self.backend)
+                raise JobFailedError(f"The app at {self.url} did not convert: {message[:300]}", backend=self.backend)
             raise ProtocolError(f"The app at {self.url} answered without converted audio", backend=self.backend)
         got = Path(audio[0].path)
         final = target.with_suffix(got.suffix.lower() or ".wav")

@@ -35,6 +35,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from ..scratch import exit_on_sigterm, scratch_root
 from . import standin_dsp
+from .standin_applio_ui import blocks
 
 #: ``sup_audioext`` of Applio's inference and training tabs.
 AUDIO_EXTENSIONS = ("wav", "mp3", "flac", "ogg", "opus", "m4a", "mp4", "aac", "alac", "wma", "aiff", "webm", "ac3")
@@ -56,6 +57,8 @@ def output_path_fn(input_audio_path: str) -> str:
 
 class Applio:
     """The app's folder (``logs/``, ``assets/audios``, ``assets/datasets``) and the functions its tabs call."""
+
+    output_path_fn = staticmethod(output_path_fn)
 
     def __init__(self, root: Path, *, step_delay: float = 0.05) -> None:
         self.root = root.resolve()
@@ -312,8 +315,6 @@ def main(argv: list[str] | None = None) -> int:
         if voice:
             app.add_voice(voice)
     os.chdir(app.root)  # Applio resolves its relative paths (logs/..., assets/...) against its own folder
-    from .standin_applio_ui import blocks
-
     demo = blocks(app)
     demo.queue(default_concurrency_limit=1).launch(
         server_name="127.0.0.1",

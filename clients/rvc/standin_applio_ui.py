@@ -16,8 +16,6 @@ from typing import Any
 
 import gradio as gr
 
-from .standin_applio import Applio, output_path_fn
-
 TERMS_LABEL = "I agree to the terms of use"
 TERMS_MESSAGE = "You must agree to the Terms of Use to proceed."
 INFER_F0 = ["crepe", "crepe-tiny", "rmvpe", "fcpe"]
@@ -67,7 +65,7 @@ def _effect(label: str, kind: str, default: Any, minimum: float, maximum: float)
     return gr.Slider(minimum=minimum, maximum=maximum, label=label, value=default, interactive=True, visible=False)
 
 
-def inference_tab(app: Applio) -> None:
+def inference_tab(app: Any) -> None:
     models = sorted(app.get_files("model"))
     default_weight = models[0] if models else None
     model_file = gr.Dropdown(label="Voice Model", choices=models, value=default_weight, allow_custom_value=True)
@@ -91,7 +89,9 @@ def inference_tab(app: Applio) -> None:
         )  # fmt: skip
         output_path = gr.Textbox(
             label="Output Path",
-            value=output_path_fn(audio_paths[0]) if audio_paths else os.path.join(app.root, "assets/audios/output.wav"),
+            value=app.output_path_fn(audio_paths[0])
+            if audio_paths
+            else os.path.join(app.root, "assets/audios/output.wav"),
         )
         export_format = gr.Radio(label="Export Format", choices=["WAV", "MP3", "FLAC", "OGG", "M4A"], value="WAV")
         sid = gr.Dropdown(label="Speaker ID", choices=[0], value=0)
@@ -135,7 +135,7 @@ def inference_tab(app: Applio) -> None:
     refresh_button.click(
         fn=app.change_choices, inputs=[model_file], outputs=[model_file, index_file, audio, sid, sid_batch]
     )
-    audio.change(fn=output_path_fn, inputs=[audio], outputs=[output_path])
+    audio.change(fn=app.output_path_fn, inputs=[audio], outputs=[output_path])
     upload_audio.upload(fn=app.save_to_wav2, inputs=[upload_audio], outputs=[audio, output_path])
     convert_button1.click(
         fn=enforce_terms,
@@ -146,7 +146,7 @@ def inference_tab(app: Applio) -> None:
     )  # fmt: skip
 
 
-def train_tab(app: Applio) -> None:
+def train_tab(app: Any) -> None:
     model_name = gr.Dropdown(
         label="Model Name", choices=sorted(p.name for p in app.logs.iterdir() if p.is_dir()), value="my-project",
         allow_custom_value=True,
@@ -234,7 +234,8 @@ def train_tab(app: Applio) -> None:
     )  # fmt: skip
 
 
-def blocks(app: Applio) -> gr.Blocks:
+def blocks(app: Any) -> gr.Blocks:
+    """The UI of ``app`` (a :class:`.standin_applio.Applio`; not imported here, which imports this module)."""
     with gr.Blocks(title="Applio (stand-in)") as demo:
         gr.Markdown("# Applio")
         with gr.Tab("Inference"):
