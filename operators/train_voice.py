@@ -20,6 +20,7 @@ from .convert_voice import BACKEND, voices
 if TYPE_CHECKING:
     from ..runtime.bridge import JobHandle
     from ..runtime.jobs import Job
+    from ..runtime.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ class MOVIEDIR_OT_train_voice(JobOperator):
     def poll(cls, context: Any) -> bool:
         return context.scene is not None
 
-    def start_job(self, context: Any) -> JobHandle:
+    def start_job(self, context: Any, placement: Placement | None) -> JobHandle:
         return submit_training(settings_request(context.scene.movie_director_train))
 
 
