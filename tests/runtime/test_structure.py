@@ -17,8 +17,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 import standins  # noqa: E402
 
 #: Circles other helpers are taking apart at the time of writing (the ComfyUI connection calls its client, gradio's
-#: call imports the runner's private connection, the template schema and converter import each other). Each entry is xfail(strict=False): when its circle is gone the
-#: entry passes; the coordinator removes it on merge. Any circle NOT listed here fails test_no_import_circles.
+#: call imports the runner's private connection, the template schema and converter import each other). Each entry is
+#: xfail(strict=False): when its circle is gone the entry passes; the coordinator removes it on merge. Any circle NOT
+#: listed here fails test_no_import_circles.
 KNOWN_CIRCLES: list[frozenset[str]] = [
     frozenset({"clients.comfyui.client", "clients.comfyui.connection"}),
     frozenset({"clients.gradio_app.call", "clients.gradio_app.runner"}),
