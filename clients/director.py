@@ -25,7 +25,6 @@ class CastVoices(BaseModel):
     pitch: int = Field(default=0, ge=-24, le=24)
 
 
-
 class DirectOptions(BaseModel):
     """How to direct: which models, the cast's voices, and which stages to include."""
 
