@@ -1,6 +1,6 @@
 """Train Voice: a folder of recordings becomes a new RVC voice on an Applio server, in one job whose progress names
-its stage (upload, preprocess, extract, train, index); Esc or the sidebar's Cancel stops it (the server's training
-too). Also the console function ``train_voice``.
+its stage (upload, preprocess, extract, train, index); the sidebar's Cancel (or the Jobs panel's) stops it, the
+server's training too. Also the console function ``train_voice``.
 
 Touches bpy (main thread only). The sidebar follows the last training job through :data:`CURRENT` (draw code reads
 it, never waits); when a training succeeds the voice list is refreshed so the new voice can be picked at once.
