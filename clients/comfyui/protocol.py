@@ -174,6 +174,12 @@ class QueueState(WireModel):
     def pending_ids(self) -> list[str]:
         return [str(item[1]) for item in self.queue_pending if len(item) > 1]
 
+    def pending_ids_in_order(self) -> list[str]:
+        """Pending prompt ids in the order the server will run them (by number; the server lists its heap as is)."""
+        items = [item for item in self.queue_pending if len(item) > 1]
+        items.sort(key=lambda item: item[0] if isinstance(item[0], (int, float)) else float("inf"))
+        return [str(item[1]) for item in items]
+
 
 class UploadResponse(WireModel):
     """POST /upload/image: the name the server stored the file under (it may differ after a clash)."""
