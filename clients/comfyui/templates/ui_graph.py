@@ -78,6 +78,8 @@ class _Level:
     definition: Mapping[str, Any] | None = None
     #: ``{(inner node id, input name): value}`` from the instance's promoted widgets.
     promoted: dict[tuple[str, str], Any] = field(default_factory=dict)
+    #: ``{subgraph input name: value}``: the instance's own widgets (``proxyWidgets`` entries ``["-1", name]``).
+    input_values: dict[str, Any] = field(default_factory=dict)
 
 
 class _Inliner:
@@ -112,7 +114,10 @@ class _Inliner:
         if isinstance(proxies, list) and isinstance(values, list):
             for proxy, value in zip(proxies, values, strict=False):
                 if isinstance(proxy, (list, tuple)) and len(proxy) == 2:
-                    child.promoted[(str(proxy[0]), str(proxy[1]))] = value
+                    if str(proxy[0]) == "-1":  # a widget of the subgraph's own input of that name
+                        child.input_values[str(proxy[1])] = value
+                    else:
+                        child.promoted[(str(proxy[0]), str(proxy[1]))] = value
         return child
 
     def resolve(self, level: _Level, link_id: Any, depth: int = 0) -> tuple[str, int, str] | tuple[None, Any]:
@@ -128,13 +133,16 @@ class _Inliner:
             return None, _MISSING
         origin, slot, _, _, kind = link
         if origin == SUBGRAPH_INPUT_ID and level.instance is not None and level.parent is not None:
+            name = _definition_input_name(level, slot)
             inputs = [i for i in level.instance.get("inputs") or [] if isinstance(i, Mapping)]
-            if slot >= len(inputs):
-                return None, _MISSING
-            outer = inputs[slot]
-            if outer.get("link") is not None:
+            outer = next((i for i in inputs if name is not None and i.get("name") == name), None)
+            if outer is None and slot < len(inputs):
+                outer = inputs[slot]
+            if outer is not None and outer.get("link") is not None:
                 return self.resolve(level.parent, outer.get("link"), depth + 1)
-            return None, _instance_widget_value(level.instance, outer)
+            if name is not None and name in level.input_values:
+                return None, level.input_values[name]
+            return None, _instance_widget_value(level.instance, outer) if outer is not None else _MISSING
         node = level.nodes.get(origin)
         if node is None:
             return None, _MISSING
@@ -184,16 +192,16 @@ def _nodes_by_id(raw: Any) -> dict[str, Mapping[str, Any]]:
     return {str(n["id"]): n for n in raw if isinstance(n, Mapping) and "id" in n} if isinstance(raw, list) else {}
 
 
+def _definition_input_name(level: _Level, slot: int) -> str | None:
+    inputs = (level.definition or {}).get("inputs")
+    if isinstance(inputs, list) and slot < len(inputs) and isinstance(inputs[slot], Mapping):
+        name = inputs[slot].get("name")
+        return str(name) if name is not None else None
+    return None
+
+
 def _output_link(level: _Level, slot: int) -> int | None:
-    """The link inside a definition that feeds its output ``slot``."""
-    outputs = (level.definition or {}).get("outputs")
-    if isinstance(outputs, list) and slot < len(outputs) and isinstance(outputs[slot], Mapping):
-        ids = outputs[slot].get("linkIds")
-        if isinstance(ids, list) and ids:
-            try:
-                return int(ids[0])
-            except (TypeError, ValueError):
-                pass
+    """The link inside a definition that feeds its output ``slot`` (its ``linkIds`` may list stale ids)."""
     for link_id, (_, _, target, target_slot, _) in level.links.items():
         if target == SUBGRAPH_OUTPUT_ID and target_slot == slot:
             return link_id
