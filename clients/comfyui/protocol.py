@@ -4,11 +4,16 @@ Plain Python, no bpy. Facts come from /work/shared/protocols/comfyui.md and tran
 Models are tolerant (unknown fields are kept) because servers grow fields between releases; shapes that we
 cannot use are reported as :class:`ProtocolError` and never as any other exception, so the client can log and skip
 one bad frame without tearing down its event loop.
+
+The frequent messages (``progress``, ``executing``, ``status``: dozens per second per prompt) are checked by hand and
+built with ``model_construct``, which costs a fraction of a validation; the rare and complex ones keep pydantic. Both
+paths refuse the same shapes, and a non-finite number (``Infinity``, ``NaN``, ``1e400``) is a malformed frame.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -453,6 +458,9 @@ def parse_message(text: str | bytes) -> WsMessage:
         if not isinstance(msg_type, str):
             raise _error("websocket message has no string 'type'", _sample(text))
         data = obj.get("data")
+        fast = _FAST_PARSERS.get(msg_type)
+        if fast is not None and isinstance(data, dict):
+            return WsMessage(type=msg_type, data=fast(msg_type, data, text), raw=obj)
         model = DATA_MODELS.get(msg_type)
         if model is None:
             generic = GenericData.model_validate(data) if isinstance(data, dict) else GenericData()
@@ -468,6 +476,62 @@ def parse_message(text: str | bytes) -> WsMessage:
         raise
     except Exception as exc:  # a last guard: a parser bug must not look like a network failure
         raise _error(f"websocket message could not be read ({type(exc).__name__})") from None
+
+
+def _finite(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _opt_text(data: Mapping[str, Any], key: str, msg_type: str, text: str | bytes) -> str | None:
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise _error(f"'{msg_type}' message is malformed: {key}: not a string", _sample(text))
+
+
+def _fast_progress(msg_type: str, data: Mapping[str, Any], text: str | bytes) -> ProgressData:
+    value: Any = data.get("value")
+    maximum: Any = data.get("max")
+    if not _finite(value) or not _finite(maximum):
+        raise _error(f"'{msg_type}' message is malformed: value and max must be finite numbers", _sample(text))
+    return ProgressData.model_construct(
+        value=float(value),
+        max=float(maximum),
+        prompt_id=_opt_text(data, "prompt_id", msg_type, text),
+        node=_opt_text(data, "node", msg_type, text),
+    )
+
+
+def _fast_executing(msg_type: str, data: Mapping[str, Any], text: str | bytes) -> ExecutingData:
+    if "node" not in data:
+        raise _error(f"'{msg_type}' message is malformed: node: field required", _sample(text))
+    return ExecutingData.model_construct(
+        node=_opt_text(data, "node", msg_type, text),
+        display_node=_opt_text(data, "display_node", msg_type, text),
+        prompt_id=_opt_text(data, "prompt_id", msg_type, text),
+    )
+
+
+def _fast_status(msg_type: str, data: Mapping[str, Any], text: str | bytes) -> StatusData:
+    status = data.get("status", {})
+    info = status.get("exec_info", {}) if isinstance(status, dict) else None
+    remaining = info.get("queue_remaining", 0) if isinstance(info, dict) else None
+    if isinstance(remaining, float) and math.isfinite(remaining) and remaining.is_integer():
+        remaining = int(remaining)
+    if not isinstance(remaining, int) or isinstance(remaining, bool):
+        raise _error(f"'{msg_type}' message is malformed: status.exec_info.queue_remaining", _sample(text))
+    return StatusData.model_construct(
+        status=StatusBody.model_construct(exec_info=ExecInfo.model_construct(queue_remaining=remaining)),
+        sid=_opt_text(data, "sid", msg_type, text),
+    )
+
+
+#: Hand-written parsers of the hot messages (see the module docstring).
+_FAST_PARSERS: dict[str, Any] = {
+    MessageType.PROGRESS: _fast_progress,
+    MessageType.EXECUTING: _fast_executing,
+    MessageType.STATUS: _fast_status,
+}
 
 
 def _sample(text: str | bytes) -> str | bytes:
