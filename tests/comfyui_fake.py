@@ -69,6 +69,9 @@ class Script:
     lose_first_answer: bool = False
     #: Cut the first POST /prompt before queueing it (the request never arrived).
     drop_first_request: bool = False
+    #: Accept the first POST /prompt but lose the prompt (as a restart right after would), and refuse it when it is
+    #: sent again.
+    forget_then_refuse: bool = False
     #: Seconds each prompt "runs".
     run_time: float = 0.05
 
@@ -115,6 +118,16 @@ class FakeComfy:
         if self._loop is not None and self._thread is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
+
+    def drop_sockets(self) -> None:
+        """Close every event socket from the server's side."""
+
+        async def close() -> None:
+            for ws in list(self._sockets.values()):
+                await ws.close()
+
+        if self._loop is not None:
+            asyncio.run_coroutine_threadsafe(close(), self._loop).result(5)
 
     def __enter__(self) -> FakeComfy:
         return self.start()
@@ -198,6 +211,11 @@ class FakeComfy:
         if first and self.script.drop_first_request:
             _cut(request)
             return web.Response(status=500)
+        if self.script.forget_then_refuse:
+            if first:
+                return web.json_response({"prompt_id": pid, "number": 1, "node_errors": {}})
+            error = {"type": "invalid_prompt", "message": "Cannot execute: the server forgot the model", "details": ""}
+            return web.json_response({"error": error, "node_errors": {}}, status=400)
         self._queue.append(pid)
         asyncio.get_running_loop().create_task(self._execute(pid, client_id))
         if first and self.script.lose_first_answer:

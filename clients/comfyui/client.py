@@ -356,7 +356,10 @@ class ComfyClient(HttpBackendClient):
         """The server lost the prompt (it restarted): send it again once, under the same id."""
         log.info("comfyui %s lost prompt %s: submitting it again", conn.url, tracker.prompt_id)
         tracker.restart()
-        await self._post_prompt(conn, tracker)
+        try:
+            await self._post_prompt(conn, tracker)
+        except MovieDirectorError as exc:  # the job ends with the reason, rather than waiting for a prompt never sent
+            tracker.fail(exc)
 
     async def resume(self, job: Job, ctx: JobContext) -> JobOutputs:
         """After a restart: find the prompt on its server again (finished -> collect; queued or running -> listen;
@@ -400,6 +403,8 @@ class ComfyClient(HttpBackendClient):
     async def _collect(
         self, conn: ServerConnection, tracker: PromptTracker, outcome: Outcome, ctx: JobContext
     ) -> JobOutputs:
+        if tracker.failure is not None:
+            raise tracker.failure
         if tracker.lost:
             raise JobFailedError(
                 f"ComfyUI at {conn.url} lost the job twice (it restarted while the job was queued or running)",

@@ -129,6 +129,8 @@ class PromptTracker:
     outcome: asyncio.Future[Outcome] | None = None
     resubmitted: bool = False
     lost: bool = False
+    #: Why the prompt ended on our side (e.g. sending it again failed): the job fails with it.
+    failure: Exception | None = None
     #: 1-based place in the server's queue while pending (None once running or unknown).
     queue_position: int | None = None
 
@@ -146,6 +148,10 @@ class PromptTracker:
     def resolve(self, outcome: Outcome) -> None:
         if self.outcome is not None and not self.outcome.done():
             self.outcome.set_result(outcome)
+
+    def fail(self, error: Exception) -> None:
+        self.failure = error
+        self.resolve(Outcome(ok=False, output_nodes=len(self.output_nodes)))
 
     def restart(self) -> None:
         """The server lost the prompt and it is sent again: forget how far the lost run got."""

@@ -15,6 +15,7 @@ from movie_director.clients.comfyui import client as comfy
 from movie_director.clients.comfyui.outputs import plan_outputs
 from movie_director.clients.comfyui.protocol import FileRef
 from movie_director.runtime import BackendConfig, Job, JobHandle, JobState, RetryPolicy, Runtime
+from support import eventually
 
 BOUND = 20.0  # seconds within which every job must be terminal
 
@@ -139,3 +140,14 @@ def test_a_bad_progress_frame_never_drops_the_event_socket(
     assert fake.ws_connections == 1, "a bad frame dropped the event socket"
     assert job.progress.step == 5 and job.progress.total == 10  # the good frame after the bad ones still counts
     assert sum("malformed" in line for line in job.log) == 2
+
+
+def test_a_lost_prompt_that_cannot_be_sent_again_fails_the_job(rt: Runtime, fake: FakeComfy, tmp_path: Path) -> None:
+    fake.script.forget_then_refuse = True
+    handle = rt.submit("comfyui", "image", {"workflow": workflow()})
+    assert eventually(lambda: len(fake.prompt_posts) == 1, timeout=BOUND)
+    fake.drop_sockets()  # on reconnect the client asks about its prompt: the server has never heard of it
+    job = finish(rt, handle, fake, tmp_path)
+    assert job.state is JobState.FAILED
+    assert job.error is not None and "forgot the model" in job.error.message
+    assert fake.prompt_posts.count(job.id) == 2 and job.id not in fake.runs
