@@ -5,8 +5,8 @@ Models are tolerant (unknown fields are kept) because servers grow fields betwee
 cannot use are reported as :class:`ProtocolError` and never as any other exception, so the client can log and skip
 one bad frame without tearing down its event loop.
 
-The frequent messages (``progress``, ``executing``, ``status``: dozens per second per prompt) are checked by hand and
-built with ``model_construct``, which costs a fraction of a validation; the rare and complex ones keep pydantic. Both
+The frequent messages (``progress``, ``executing``, ``status``: dozens per second per prompt) are checked by hand into
+frozen dataclasses, at a fraction of a validation's cost; the rare and complex ones keep pydantic models. Both
 paths refuse the same shapes, and a non-finite number (``Infinity``, ``NaN``, ``1e400``) is a malformed frame.
 """
 
@@ -198,23 +198,13 @@ class UploadResponse(WireModel):
 # Websocket message data
 
 
-class ExecInfo(WireModel):
+@dataclass(frozen=True, slots=True)
+class StatusData:
+    """``status`` (``{"status": {"exec_info": {"queue_remaining": N}}, "sid"}``): the queue length; the first frame on
+    a socket also carries the ``sid`` the server routes by. A hot message: a plain dataclass, see ``parse_message``."""
+
     queue_remaining: int = 0
-
-
-class StatusBody(WireModel):
-    exec_info: ExecInfo = Field(default_factory=ExecInfo)
-
-
-class StatusData(WireModel):
-    """``status``: queue length; the first frame on a socket also carries the ``sid`` the server routes by."""
-
-    status: StatusBody = Field(default_factory=StatusBody)
     sid: str | None = None
-
-    @property
-    def queue_remaining(self) -> int:
-        return self.status.exec_info.queue_remaining
 
 
 class ExecutionStartData(WireModel):
@@ -246,15 +236,19 @@ class ProgressStateData(WireModel):
     nodes: dict[str, NodeProgress] = Field(default_factory=dict)
 
 
-class ExecutingData(WireModel):
-    """``executing``: ``node`` None means the prompt is done and its history is written."""
+@dataclass(frozen=True, slots=True)
+class ExecutingData:
+    """``executing``: ``node`` None means the prompt is done and its history is written. A hot message."""
 
     node: str | None
     display_node: str | None = None
     prompt_id: str | None = None
 
 
-class ProgressData(WireModel):
+@dataclass(frozen=True, slots=True)
+class ProgressData:
+    """``progress``: a sampler (or any node with a progress bar) at step ``value`` of ``max``. A hot message."""
+
     value: float
     max: float
     prompt_id: str | None = None
@@ -323,7 +317,8 @@ MessageData = (
     | GenericData
 )
 
-DATA_MODELS: dict[str, type[WireModel]] = {
+#: The data type of each known message: pydantic models, except the hot messages' dataclasses.
+DATA_MODELS: dict[str, type[Any]] = {
     MessageType.STATUS: StatusData,
     MessageType.EXECUTION_START: ExecutionStartData,
     MessageType.EXECUTION_CACHED: ExecutionCachedData,
@@ -478,13 +473,12 @@ def parse_message(text: str | bytes) -> WsMessage:
         raise _error(f"websocket message could not be read ({type(exc).__name__})") from None
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+_NUMBER_TYPES = (int, float)
 
 
 def _opt_text(data: Mapping[str, Any], key: str, msg_type: str, text: str | bytes) -> str | None:
     value = data.get(key)
-    if value is None or isinstance(value, str):
+    if value is None or type(value) is str:
         return value
     raise _error(f"'{msg_type}' message is malformed: {key}: not a string", _sample(text))
 
@@ -492,20 +486,24 @@ def _opt_text(data: Mapping[str, Any], key: str, msg_type: str, text: str | byte
 def _fast_progress(msg_type: str, data: Mapping[str, Any], text: str | bytes) -> ProgressData:
     value: Any = data.get("value")
     maximum: Any = data.get("max")
-    if not _finite(value) or not _finite(maximum):
+    if (
+        type(value) not in _NUMBER_TYPES
+        or type(maximum) not in _NUMBER_TYPES
+        or not (math.isfinite(value) and math.isfinite(maximum))
+    ):
         raise _error(f"'{msg_type}' message is malformed: value and max must be finite numbers", _sample(text))
-    return ProgressData.model_construct(
-        value=float(value),
-        max=float(maximum),
-        prompt_id=_opt_text(data, "prompt_id", msg_type, text),
-        node=_opt_text(data, "node", msg_type, text),
+    return ProgressData(
+        float(value),
+        float(maximum),
+        _opt_text(data, "prompt_id", msg_type, text),
+        _opt_text(data, "node", msg_type, text),
     )
 
 
 def _fast_executing(msg_type: str, data: Mapping[str, Any], text: str | bytes) -> ExecutingData:
     if "node" not in data:
         raise _error(f"'{msg_type}' message is malformed: node: field required", _sample(text))
-    return ExecutingData.model_construct(
+    return ExecutingData(
         node=_opt_text(data, "node", msg_type, text),
         display_node=_opt_text(data, "display_node", msg_type, text),
         prompt_id=_opt_text(data, "prompt_id", msg_type, text),
@@ -516,14 +514,11 @@ def _fast_status(msg_type: str, data: Mapping[str, Any], text: str | bytes) -> S
     status = data.get("status", {})
     info = status.get("exec_info", {}) if isinstance(status, dict) else None
     remaining = info.get("queue_remaining", 0) if isinstance(info, dict) else None
-    if isinstance(remaining, float) and math.isfinite(remaining) and remaining.is_integer():
+    if type(remaining) is float and math.isfinite(remaining) and remaining.is_integer():
         remaining = int(remaining)
-    if not isinstance(remaining, int) or isinstance(remaining, bool):
+    if type(remaining) is not int:
         raise _error(f"'{msg_type}' message is malformed: status.exec_info.queue_remaining", _sample(text))
-    return StatusData.model_construct(
-        status=StatusBody.model_construct(exec_info=ExecInfo.model_construct(queue_remaining=remaining)),
-        sid=_opt_text(data, "sid", msg_type, text),
-    )
+    return StatusData(queue_remaining=remaining, sid=_opt_text(data, "sid", msg_type, text))
 
 
 #: Hand-written parsers of the hot messages (see the module docstring).
@@ -703,7 +698,6 @@ __all__ = [
     "TERMINAL_TYPES",
     "BinaryEventType",
     "BinaryFrame",
-    "ExecInfo",
     "ExecutedData",
     "ExecutingData",
     "ExecutionCachedData",
@@ -729,7 +723,6 @@ __all__ = [
     "PromptErrorResponse",
     "PromptResponse",
     "QueueState",
-    "StatusBody",
     "StatusData",
     "TextFrame",
     "UnknownFrame",

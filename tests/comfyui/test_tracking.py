@@ -144,7 +144,9 @@ def test_a_queued_job_shows_its_own_place_in_the_queue(tmp_path: Path) -> None:
             def record(job: Job) -> None:
                 stages.append(job.progress.stage)
 
-            handles = [rt.submit("comfyui", "image", {"workflow": txt2img(steps=8, seed=n)}) for n in range(2)]
+            handles = [rt.submit("comfyui", "image", {"workflow": txt2img(steps=10, seed=n)}) for n in range(2)]
+            # Both are on the server (one running, one waiting) before the last one is sent: it must be 2nd.
+            assert pump_until(rt, lambda: all(h.status().remote_id for h in handles), timeout=30)
             last = rt.submit("comfyui", "image", {"workflow": txt2img(steps=2, seed=9)}, on_progress=record)
             assert pump_until(rt, lambda: all(h.done for h in [*handles, last]), timeout=60)
             assert all(h.wait(1).state is JobState.SUCCEEDED for h in [*handles, last])
