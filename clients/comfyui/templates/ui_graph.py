@@ -135,9 +135,12 @@ class _Inliner:
         if origin == SUBGRAPH_INPUT_ID and level.instance is not None and level.parent is not None:
             name = _definition_input_name(level, slot)
             inputs = [i for i in level.instance.get("inputs") or [] if isinstance(i, Mapping)]
-            outer = next((i for i in inputs if name is not None and i.get("name") == name), None)
-            if outer is None and slot < len(inputs):
-                outer = inputs[slot]
+            # By name: an instance saves only some of its inputs (those promoted as widgets are left out), so
+            # the slot number is the definition's, not the instance's list position; by slot only without a name.
+            if name is not None:
+                outer = next((i for i in inputs if i.get("name") == name), None)
+            else:
+                outer = inputs[slot] if slot < len(inputs) else None
             if outer is not None and outer.get("link") is not None:
                 return self.resolve(level.parent, outer.get("link"), depth + 1)
             if name is not None and name in level.input_values:
