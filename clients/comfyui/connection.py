@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -100,7 +99,6 @@ class ServerConnection:
         self._watcher: asyncio.Task[None] | None = None
         self._queue_check: asyncio.Task[None] | None = None
         self._closing = False
-        self._last_message = time.monotonic()
 
     def _new_client_id(self) -> str:
         return f"{self._id_prefix}-{uuid.uuid4().hex[:12]}" if self._id_prefix else uuid.uuid4().hex
@@ -187,7 +185,6 @@ class ServerConnection:
                 if self.trackers:
                     await self.reconcile()
                 continue
-            self._last_message = time.monotonic()
             if msg.type == aiohttp.WSMsgType.TEXT:
                 self._on_text(msg.data)
             elif msg.type == aiohttp.WSMsgType.BINARY:
