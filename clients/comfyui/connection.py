@@ -51,6 +51,8 @@ SILENCE_CHECK = 15.0
 #: Prompts whose events go to an earlier connection's client id are looked up this often (growing to the cap).
 WATCH_FIRST = 0.5
 WATCH_CAP = 5.0
+#: At most one GET /queue (it carries every queued prompt's graph) per this many seconds for queue positions.
+QUEUE_LOOK_INTERVAL = 0.5
 
 
 def reconnect_delay(attempt: int) -> float:
@@ -98,6 +100,7 @@ class ServerConnection:
         self._task: asyncio.Task[None] | None = None
         self._watcher: asyncio.Task[None] | None = None
         self._queue_check: asyncio.Task[None] | None = None
+        self._queue_changed = False
         self._closing = False
 
     def _new_client_id(self) -> str:
@@ -249,23 +252,29 @@ class ServerConnection:
                 tracker.text(frame.text)
 
     # --- queue positions --------------------------------------------------------------------------------------------
+    def _waiting(self) -> list[PromptTracker]:
+        return [t for t in self.trackers.values() if not t.started and not t.done]
+
     def _check_queue_positions(self) -> None:
-        """The queue changed: when prompts of ours wait in it, learn their places (one look at a time)."""
-        if not any(not t.started and not t.done for t in self.trackers.values()):
+        """The queue changed: when prompts of ours wait in it, learn their places (throttled, one look at a time)."""
+        if not self._waiting():
             return
+        self._queue_changed = True
         if self._queue_check is None or self._queue_check.done():
             self._queue_check = asyncio.get_running_loop().create_task(self._queue_positions())
 
     async def _queue_positions(self) -> None:
-        try:
-            queue = parse_body(QueueState, await self.owner.request("GET", self.url, "queue"), "queue")
-        except MovieDirectorError as exc:
-            log.info("comfyui %s: reading the queue failed: %s", self.url, exc)
-            return
-        places = {prompt_id: n for n, prompt_id in enumerate(queue.pending_ids_in_order(), start=1)}
-        for tracker in list(self.trackers.values()):
-            if not tracker.started and not tracker.done:
+        while self._queue_changed and self._waiting():
+            self._queue_changed = False
+            try:
+                queue = parse_body(QueueState, await self.owner.request("GET", self.url, "queue"), "queue")
+            except MovieDirectorError as exc:
+                log.info("comfyui %s: reading the queue failed: %s", self.url, exc)
+                return
+            places = {prompt_id: n for n, prompt_id in enumerate(queue.pending_ids_in_order(), start=1)}
+            for tracker in self._waiting():
                 tracker.queued_at(places.get(tracker.prompt_id))
+            await asyncio.sleep(QUEUE_LOOK_INTERVAL)
 
     # --- reconciliation ---------------------------------------------------------------------------------------------
     def watch_orphans(self) -> None:
