@@ -1,8 +1,9 @@
 """The ComfyUI client: preflight, submit with our own prompt id, live progress and previews, outputs downloaded
 safely, cancel in every phase, reconnect and reconcile, several servers per backend.
 
-Plain Python: this module never imports bpy. Wire facts: ``shared/protocols/comfyui.md``; message models and parsers:
-:mod:`.protocol` (shared with the emulator).
+Plain Python: this module never imports bpy. Wire facts: ``docs/protocols/comfyui.md``; message models and parsers:
+:mod:`.protocol` (shared with the emulator); one server's socket and prompts: :mod:`.connection`; one prompt's
+progress and reports: :mod:`.tracking`.
 
 A job's ``request``:
     {"template": "txt2img", "params": {"prompt": "...", "steps": 20}, "preset": "draft",
@@ -36,12 +37,13 @@ from ...runtime.errors import (
     ServerError,
 )
 from ...runtime.jobs import Job, JobOutputs, JobState, OutputFile
-from ...runtime.retry import call_with_retry
-from ..http import HttpBackendClient, download_to, guess_media_type, safe_path, unique_path
+from ...runtime.retry import NO_RETRY, call_with_retry
+from ..http import HttpBackendClient, download_to, guess_media_type, safe_path
 from .connection import ServerConnection
 from .models import MODEL_KINDS, last_choices, missing_phrase, model_lists, remember_choice
+from .outputs import plan_outputs
 from .protocol import (
-    HistoryEntry,
+    FileRef,
     PromptErrorResponse,
     PromptResponse,
     QueueState,
@@ -49,6 +51,7 @@ from .protocol import (
     parse_body,
     parse_history,
 )
+from .templates.schema import is_output_type
 from .tracking import Outcome, PromptTracker
 
 if TYPE_CHECKING:
@@ -108,9 +111,9 @@ class ComfyClient(HttpBackendClient):
 
     def __init__(self, config: BackendConfig, network: NetworkPolicy | None = None) -> None:
         super().__init__(config, network)
-        #: One client id, reused across reconnects (events keep coming to us); the add-on passes a stable one
-        #: (option ``client_id``) so that even prompts sent before a Blender restart report to us.
-        self.client_id = str(config.options.get("client_id") or uuid.uuid4().hex)
+        #: Prefix of the client ids: every connection takes a fresh id under it (see :mod:`.connection`); the add-on
+        #: passes its installation id (option ``client_id``) so a server's queue shows whose prompts they are.
+        self.client_id_prefix = str(config.options.get("client_id") or uuid.uuid4().hex[:12])
         self._conns: dict[str, ServerConnection] = {}
         self._job_conn: dict[str, ServerConnection] = {}
 
@@ -123,7 +126,7 @@ class ComfyClient(HttpBackendClient):
     def connection(self, url: str) -> ServerConnection:
         conn = self._conns.get(url)
         if conn is None:
-            conn = self._conns[url] = ServerConnection(self, url)
+            conn = self._conns[url] = ServerConnection(self, url, self.client_id_prefix)
         return conn
 
     async def _probe(self, conn: ServerConnection) -> int:
@@ -356,46 +359,41 @@ class ComfyClient(HttpBackendClient):
         job.server = conn.url
         # Kept on the job (and so in the journal): a restart can follow the prompt without rebuilding it.
         job.request = {**job.request, "resolved_params": values, "resolved_workflow": workflow}
-        tracker = PromptTracker(prompt_id=job.id, workflow=workflow)
-        self._attach(conn, tracker, ctx)
+        tracker = PromptTracker(prompt_id=job.id, workflow=workflow, job=ctx, client_id=conn.client_id)
+        conn.track(tracker)
         self._job_conn[job.id] = conn
         await self._post_prompt(conn, tracker)
         return tracker.prompt_id
 
-    def _attach(self, conn: ServerConnection, tracker: PromptTracker, ctx: JobContext) -> None:
-        """Register the tracker *before* the POST: events may arrive before its answer."""
-        tracker.ctx = ctx
-        conn.trackers[tracker.prompt_id] = tracker
-
-    # Called by the connection for messages about one of our prompts.
-    def tracker_update(self, tracker: PromptTracker) -> None:
-        ctx = tracker.ctx
-        if ctx is None:
-            return
-        if tracker.started:
-            ctx.mark_running()
-        ctx.report_progress(tracker.fraction(), stage=tracker.stage(), step=tracker.step, total=tracker.total)
-
-    def tracker_preview(self, tracker: PromptTracker, image: bytes, media_type: str) -> None:
-        if tracker.ctx is not None:
-            tracker.ctx.report_progress(preview=image, preview_media_type=media_type)
-
-    def tracker_text(self, tracker: PromptTracker, text: str) -> None:
-        if tracker.ctx is not None:
-            tracker.ctx.log(text)
-
     async def _post_prompt(self, conn: ServerConnection, tracker: PromptTracker) -> None:
-        body = {
-            "prompt": tracker.workflow,
-            "client_id": self.client_id,
-            "prompt_id": tracker.prompt_id,
-            "extra_data": {"client": "movie_director"},
-        }
-        try:
-            answer = await self.request("POST", conn.url, "prompt", json_body=body)
-        except InvalidRequestError as exc:
-            conn.trackers.pop(tracker.prompt_id, None)
-            raise self._prompt_refused(exc) from None
+        """POST /prompt, never blindly twice: when an answer is lost, the server is asked (``/queue``, ``/history``)
+        whether it has the prompt under our id before it is sent again."""
+        policy = self.config.retry
+        attempt = 0
+        while True:
+            tracker.client_id = conn.client_id  # the socket its events go to
+            body = {
+                "prompt": tracker.workflow,
+                "client_id": tracker.client_id,
+                "prompt_id": tracker.prompt_id,
+                "extra_data": {"client": "movie_director"},
+            }
+            try:
+                answer = await self.request("POST", conn.url, "prompt", json_body=body, retry=NO_RETRY)
+                break
+            except InvalidRequestError as exc:
+                conn.trackers.pop(tracker.prompt_id, None)
+                raise self._prompt_refused(exc) from None
+            except MovieDirectorError as exc:
+                if not exc.retryable or not policy.should_retry(exc, attempt):
+                    conn.trackers.pop(tracker.prompt_id, None)
+                    raise
+                await asyncio.sleep(policy.delay(attempt, exc))
+                attempt += 1
+                if await self._prompt_arrived(conn, tracker, policy.max_retries - attempt):
+                    log.info("comfyui %s: prompt %s arrived although its answer was lost", conn.url, tracker.prompt_id)
+                    conn.track(tracker)  # its events may go to the id it was first sent with: follow it
+                    return
         parsed = parse_body(PromptResponse, answer, "prompt answer")
         if parsed.prompt_id != tracker.prompt_id:
             raise ProtocolError(
@@ -416,18 +414,32 @@ class ComfyClient(HttpBackendClient):
             details={"error": exc.details.get("error"), "node_errors": node_errors},
         )
 
+    async def _prompt_arrived(self, conn: ServerConnection, tracker: PromptTracker, budget: int) -> bool:
+        """Whether the server has the prompt after all; raises when that cannot be learnt (then sending it again
+        could run it twice)."""
+        for attempt in range(max(budget, 0) + 1):
+            try:
+                return await conn.known(tracker.prompt_id)
+            except MovieDirectorError as exc:
+                if not exc.retryable or attempt >= budget:
+                    conn.trackers.pop(tracker.prompt_id, None)
+                    raise BackendUnavailableError(
+                        f"{conn.url} stopped answering while the job was being sent, and whether it arrived cannot "
+                        f"be learnt ({exc.message}); it was not sent again, so that it cannot run twice",
+                        backend=self.name,
+                        retryable=False,
+                    ) from None
+                await asyncio.sleep(self.config.retry.delay(attempt, exc))
+        return False
+
     async def resubmit(self, conn: ServerConnection, tracker: PromptTracker) -> None:
         """The server lost the prompt (it restarted): send it again once, under the same id."""
         log.info("comfyui %s lost prompt %s: submitting it again", conn.url, tracker.prompt_id)
-        ctx = tracker.ctx
-        tracker.started = False
-        tracker.cached.clear()
-        tracker.finished_nodes.clear()
-        tracker.current_node = None
-        if ctx is not None:
-            ctx.mark_resubmitted(tracker.prompt_id)
-            ctx.log("ComfyUI lost the job (did it restart?): sent it again")
-        await self._post_prompt(conn, tracker)
+        tracker.restart()
+        try:
+            await self._post_prompt(conn, tracker)
+        except MovieDirectorError as exc:  # the job ends with the reason, rather than waiting for a prompt never sent
+            tracker.fail(exc)
 
     async def resume(self, job: Job, ctx: JobContext) -> JobOutputs:
         """After a restart: find the prompt on its server again (finished -> collect; queued or running -> listen;
@@ -437,27 +449,14 @@ class ComfyClient(HttpBackendClient):
         conn = self.connection(job.server or self.config.url)
         await self.preflight(conn)
         workflow = job.request.get("resolved_workflow") or job.request.get("workflow") or {}
-        tracker = PromptTracker(prompt_id=job.id, workflow=workflow)
-        self._attach(conn, tracker, ctx)
+        # Its events go to the client id that sent it (an earlier session's): the connection follows it through
+        # /history and /queue until it ends.
+        tracker = PromptTracker(prompt_id=job.id, workflow=workflow, job=ctx, client_id="")
+        conn.track(tracker)
         self._job_conn[job.id] = conn
         ctx.log("Movie Director restarted: looking for the job on the server")
         await conn.reconcile_one(tracker)
-        # Its events go to the client id that sent it (an earlier session's), so ask about it regularly too.
-        watcher = asyncio.get_running_loop().create_task(self._watch(conn, tracker))
-        try:
-            return await self.get_result(job, ctx)
-        finally:
-            watcher.cancel()
-
-    async def _watch(self, conn: ServerConnection, tracker: PromptTracker) -> None:
-        delay = 0.5
-        while not tracker.done:
-            await asyncio.sleep(delay)
-            delay = min(delay * 1.5, 5.0)
-            try:
-                await conn.reconcile_one(tracker)
-            except MovieDirectorError as exc:
-                log.info("comfyui %s: checking %s failed: %s", conn.url, tracker.prompt_id, exc)
+        return await self.get_result(job, ctx)
 
     def _conn_of(self, job_id: str) -> ServerConnection:
         conn = self._job_conn.get(job_id)
@@ -472,7 +471,7 @@ class ComfyClient(HttpBackendClient):
             return JobOutputs(data=answer)
         conn = self._conn_of(job.id)
         tracker = conn.trackers[job.id]
-        tracker.ctx = ctx
+        tracker.job = ctx
         assert tracker.outcome is not None
         timeout = float(self.config.options.get("job_timeout", 3600.0))
         try:
@@ -490,6 +489,8 @@ class ComfyClient(HttpBackendClient):
     async def _collect(
         self, conn: ServerConnection, tracker: PromptTracker, outcome: Outcome, ctx: JobContext
     ) -> JobOutputs:
+        if tracker.failure is not None:
+            raise tracker.failure
         if tracker.lost:
             raise JobFailedError(
                 f"ComfyUI at {conn.url} lost the job twice (it restarted while the job was queued or running)",
@@ -509,50 +510,35 @@ class ComfyClient(HttpBackendClient):
         ctx.report_progress(0.99, stage="downloading")
         files = outcome.files
         if not files:  # nothing came over the socket (e.g. it was down at the end): history lists every output
-            try:
-                entry = parse_history(await self.request("GET", conn.url, f"history/{tracker.prompt_id}")).get(
-                    tracker.prompt_id
-                )
-                if entry is not None:
-                    files = self.outcome_from_history(entry).files
-            except MovieDirectorError as exc:
-                log.info("history of %s unavailable: %s", tracker.prompt_id, exc)
+            recorded = await conn.finished_entry(tracker.prompt_id)  # a malformed answer is a protocol error
+            if recorded is not None:
+                files = recorded.files
+        if not files and _has_output_nodes(tracker.workflow):
+            raise ProtocolError(
+                f"ComfyUI at {conn.url} reported the job finished but named no output file, although the workflow "
+                "has output nodes",
+                backend=self.name,
+            )
         folder = ctx.output_dir.resolve()
-        outputs = []
-        seen: set[tuple[str, str, str]] = set()
-        for node, ref in files:
-            key = (ref.filename, ref.subfolder, ref.type)
-            if key in seen or (ref.type == "temp" and any(r.type == "output" for _, r in files)):
-                continue
-            seen.add(key)
-            outputs.append(await self.download(conn, node, ref, folder))
+        outputs = [await self.download(conn, out.node, out.ref, folder, out.name) for out in plan_outputs(files)]
         return JobOutputs(files=tuple(outputs), data={"prompt_id": tracker.prompt_id, "server": conn.url})
 
-    def outcome_from_history(self, entry: HistoryEntry) -> Outcome:
-        files = [(str(node), ref) for node, output in entry.outputs.items() for ref in _refs(output)]
-        if entry.succeeded:
-            return Outcome(ok=True, files=files)
-        error = entry.message("execution_error")
-        if error is not None:
-            from .protocol import ExecutionErrorData
+    async def download(
+        self, conn: ServerConnection, node: str, ref: FileRef, folder: Path, name: str | None = None
+    ) -> OutputFile:
+        """Fetch one output through /view into ``folder`` (absolute) as ``name`` (see :mod:`.outputs`).
 
-            try:
-                return Outcome(ok=False, error=ExecutionErrorData.model_validate(error), files=files)
-            except ValidationError:
-                pass
-        return Outcome(ok=False, interrupted=True, files=files)
-
-    async def download(self, conn: ServerConnection, node: str, ref: Any, folder: Path) -> OutputFile:
-        """Fetch one output through /view into ``folder`` (absolute) under a sanitised name. A file already there
-        with the server's size (a job resumed after a restart) is kept, not fetched again."""
+        Downloads land under their final name only when complete, and the name belongs to this output alone, so a
+        file already there is this output fetched before a restart: it is kept when the server reports the same
+        size, and replaced otherwise.
+        """
         params = {"filename": ref.filename, "subfolder": ref.subfolder, "type": ref.type}
-        target = safe_path(folder, ref.filename)
+        target = safe_path(folder, name or ref.filename)
         if target.exists():
             size = await self._remote_size(conn, params)
             if size is not None and size == target.stat().st_size:
                 media_type = guess_media_type(target.name)
                 return OutputFile(path=str(target), media_type=media_type, name=target.name, size=size, node=node)
-            target = unique_path(target)
 
         async def fetch() -> tuple[int, str]:
             try:
@@ -678,10 +664,9 @@ class _FileChunks:
             self._fh = None
 
 
-def _refs(output: Any) -> list[Any]:
-    from .protocol import collect_file_refs
-
-    return collect_file_refs(output)
+def _has_output_nodes(workflow: dict[str, Any]) -> bool:
+    """Whether a workflow has nodes that write files (SaveImage, PreviewImage, ...)."""
+    return any(isinstance(n, dict) and is_output_type(str(n.get("class_type", ""))) for n in workflow.values())
 
 
 def factory(config: BackendConfig, network: NetworkPolicy) -> ComfyClient:

@@ -4,11 +4,16 @@ Plain Python, no bpy. Facts come from /work/shared/protocols/comfyui.md and tran
 Models are tolerant (unknown fields are kept) because servers grow fields between releases; shapes that we
 cannot use are reported as :class:`ProtocolError` and never as any other exception, so the client can log and skip
 one bad frame without tearing down its event loop.
+
+The frequent messages (``progress``, ``executing``, ``status``: dozens per second per prompt) are checked by hand into
+frozen dataclasses, at a fraction of a validation's cost; the rare and complex ones keep pydantic models. Both
+paths refuse the same shapes, and a non-finite number (``Infinity``, ``NaN``, ``1e400``) is a malformed frame.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -174,6 +179,12 @@ class QueueState(WireModel):
     def pending_ids(self) -> list[str]:
         return [str(item[1]) for item in self.queue_pending if len(item) > 1]
 
+    def pending_ids_in_order(self) -> list[str]:
+        """Pending prompt ids in the order the server will run them (by number; the server lists its heap as is)."""
+        items = [item for item in self.queue_pending if len(item) > 1]
+        items.sort(key=lambda item: item[0] if isinstance(item[0], (int, float)) else float("inf"))
+        return [str(item[1]) for item in items]
+
 
 class UploadResponse(WireModel):
     """POST /upload/image: the name the server stored the file under (it may differ after a clash)."""
@@ -187,23 +198,13 @@ class UploadResponse(WireModel):
 # Websocket message data
 
 
-class ExecInfo(WireModel):
+@dataclass(frozen=True, slots=True)
+class StatusData:
+    """``status`` (``{"status": {"exec_info": {"queue_remaining": N}}, "sid"}``): the queue length; the first frame on
+    a socket also carries the ``sid`` the server routes by. A hot message: a plain dataclass, see ``parse_message``."""
+
     queue_remaining: int = 0
-
-
-class StatusBody(WireModel):
-    exec_info: ExecInfo = Field(default_factory=ExecInfo)
-
-
-class StatusData(WireModel):
-    """``status``: queue length; the first frame on a socket also carries the ``sid`` the server routes by."""
-
-    status: StatusBody = Field(default_factory=StatusBody)
     sid: str | None = None
-
-    @property
-    def queue_remaining(self) -> int:
-        return self.status.exec_info.queue_remaining
 
 
 class ExecutionStartData(WireModel):
@@ -235,15 +236,19 @@ class ProgressStateData(WireModel):
     nodes: dict[str, NodeProgress] = Field(default_factory=dict)
 
 
-class ExecutingData(WireModel):
-    """``executing``: ``node`` None means the prompt is done and its history is written."""
+@dataclass(frozen=True, slots=True)
+class ExecutingData:
+    """``executing``: ``node`` None means the prompt is done and its history is written. A hot message."""
 
     node: str | None
     display_node: str | None = None
     prompt_id: str | None = None
 
 
-class ProgressData(WireModel):
+@dataclass(frozen=True, slots=True)
+class ProgressData:
+    """``progress``: a sampler (or any node with a progress bar) at step ``value`` of ``max``. A hot message."""
+
     value: float
     max: float
     prompt_id: str | None = None
@@ -312,7 +317,8 @@ MessageData = (
     | GenericData
 )
 
-DATA_MODELS: dict[str, type[WireModel]] = {
+#: The data type of each known message: pydantic models, except the hot messages' dataclasses.
+DATA_MODELS: dict[str, type[Any]] = {
     MessageType.STATUS: StatusData,
     MessageType.EXECUTION_START: ExecutionStartData,
     MessageType.EXECUTION_CACHED: ExecutionCachedData,
@@ -447,6 +453,9 @@ def parse_message(text: str | bytes) -> WsMessage:
         if not isinstance(msg_type, str):
             raise _error("websocket message has no string 'type'", _sample(text))
         data = obj.get("data")
+        fast = _FAST_PARSERS.get(msg_type)
+        if fast is not None and isinstance(data, dict):
+            return WsMessage(type=msg_type, data=fast(msg_type, data, text), raw=obj)
         model = DATA_MODELS.get(msg_type)
         if model is None:
             generic = GenericData.model_validate(data) if isinstance(data, dict) else GenericData()
@@ -462,6 +471,62 @@ def parse_message(text: str | bytes) -> WsMessage:
         raise
     except Exception as exc:  # a last guard: a parser bug must not look like a network failure
         raise _error(f"websocket message could not be read ({type(exc).__name__})") from None
+
+
+_NUMBER_TYPES = (int, float)
+
+
+def _opt_text(data: Mapping[str, Any], key: str, msg_type: str, text: str | bytes) -> str | None:
+    value = data.get(key)
+    if value is None or type(value) is str:
+        return value
+    raise _error(f"'{msg_type}' message is malformed: {key}: not a string", _sample(text))
+
+
+def _fast_progress(msg_type: str, data: Mapping[str, Any], text: str | bytes) -> ProgressData:
+    value: Any = data.get("value")
+    maximum: Any = data.get("max")
+    if (
+        type(value) not in _NUMBER_TYPES
+        or type(maximum) not in _NUMBER_TYPES
+        or not (math.isfinite(value) and math.isfinite(maximum))
+    ):
+        raise _error(f"'{msg_type}' message is malformed: value and max must be finite numbers", _sample(text))
+    return ProgressData(
+        float(value),
+        float(maximum),
+        _opt_text(data, "prompt_id", msg_type, text),
+        _opt_text(data, "node", msg_type, text),
+    )
+
+
+def _fast_executing(msg_type: str, data: Mapping[str, Any], text: str | bytes) -> ExecutingData:
+    if "node" not in data:
+        raise _error(f"'{msg_type}' message is malformed: node: field required", _sample(text))
+    return ExecutingData(
+        node=_opt_text(data, "node", msg_type, text),
+        display_node=_opt_text(data, "display_node", msg_type, text),
+        prompt_id=_opt_text(data, "prompt_id", msg_type, text),
+    )
+
+
+def _fast_status(msg_type: str, data: Mapping[str, Any], text: str | bytes) -> StatusData:
+    status = data.get("status", {})
+    info = status.get("exec_info", {}) if isinstance(status, dict) else None
+    remaining = info.get("queue_remaining", 0) if isinstance(info, dict) else None
+    if type(remaining) is float and math.isfinite(remaining) and remaining.is_integer():
+        remaining = int(remaining)
+    if type(remaining) is not int:
+        raise _error(f"'{msg_type}' message is malformed: status.exec_info.queue_remaining", _sample(text))
+    return StatusData(queue_remaining=remaining, sid=_opt_text(data, "sid", msg_type, text))
+
+
+#: Hand-written parsers of the hot messages (see the module docstring).
+_FAST_PARSERS: dict[str, Any] = {
+    MessageType.PROGRESS: _fast_progress,
+    MessageType.EXECUTING: _fast_executing,
+    MessageType.STATUS: _fast_status,
+}
 
 
 def _sample(text: str | bytes) -> str | bytes:
@@ -633,7 +698,6 @@ __all__ = [
     "TERMINAL_TYPES",
     "BinaryEventType",
     "BinaryFrame",
-    "ExecInfo",
     "ExecutedData",
     "ExecutingData",
     "ExecutionCachedData",
@@ -659,7 +723,6 @@ __all__ = [
     "PromptErrorResponse",
     "PromptResponse",
     "QueueState",
-    "StatusBody",
     "StatusData",
     "TextFrame",
     "UnknownFrame",

@@ -48,11 +48,14 @@ def test_generates_an_image_with_progress_and_previews(comfy_rt: Runtime, emulat
     assert job.progress.fraction == 1.0
 
 
-def test_client_id_is_stable_and_prompt_id_is_the_job_id(comfy_rt: Runtime, emulator: EmulatorThread) -> None:
+def test_prompt_is_sent_with_its_connections_client_id_and_the_job_id(
+    comfy_rt: Runtime, emulator: EmulatorThread
+) -> None:
     job = comfy_rt.submit("comfyui", "image", {"workflow": txt2img()}).wait(20)
     assert job.remote_id == job.id
     entry = emulator.emulator.history[job.id]
-    assert entry["prompt"][3]["client_id"] == on_loop(comfy_rt, lambda: comfy_client(comfy_rt).client_id)
+    conn_id = on_loop(comfy_rt, lambda: comfy_client(comfy_rt).connection(emulator.url).client_id)
+    assert entry["prompt"][3]["client_id"] == conn_id
 
 
 def test_preflight_names_every_missing_node_type_and_model(comfy_rt: Runtime, emulator: EmulatorThread) -> None:

@@ -25,7 +25,7 @@ import pytest
 from movie_director.clients.comfyui import protocol
 from movie_director.clients.comfyui.emulator import ComfyEmulator, EmulatorThread, render_picture
 from movie_director.runtime.errors import ProtocolError
-from PIL import Image
+from PIL import Image, ImageFile
 
 _LOCAL = Path(__file__).parent / "data" / "comfyui-0.3.75.json"
 _SHARED = Path("/work/shared/protocols/comfyui-transcripts/comfyui-0.3.75.json")
@@ -973,3 +973,45 @@ def test_validation_and_cache_keys_never_raise() -> None:
             assert set(node_signatures(prompt, NODES, folders)) == set(prompt)
 
     check()
+
+
+def test_previews_fit_512_px_up_as_well_as_down() -> None:
+    """As server.py's ``send_image``: ``ImageOps.contain(image, (512, 512))`` (a 96 px picture's 32 px latent
+    preview arrives 512 px wide, as the real server sends it)."""
+
+    async def body(emu: ComfyEmulator, client: Client) -> None:
+        await client.connect()
+        pid = await client.submit(txt2img(steps=2))
+        frames = await client.until_done(pid)
+        previews = [f for f in frames if isinstance(f, protocol.PreviewFrame)]
+        assert previews
+        for frame in previews:
+            with Image.open(io.BytesIO(frame.image)) as img:
+                assert max(img.size) == 512
+
+    run(with_emulator(body, step_delay=0.001))
+
+
+def test_a_truncated_png_upload_loads_as_on_the_real_server() -> None:
+    """As ``node_helpers.pillow``: LoadImage retries with truncated images allowed."""
+
+    async def body(emu: ComfyEmulator, client: Client) -> None:
+        buf = io.BytesIO()
+        Image.new("RGB", (64, 48), (200, 30, 30)).save(buf, format="PNG")
+        truncated = buf.getvalue()[: len(buf.getvalue()) - 40]
+        form = aiohttp.FormData()
+        form.add_field("image", truncated, filename="cut.png", content_type="image/png")
+        async with client.session.post(f"{emu.url}/upload/image", data=form) as resp:
+            assert resp.status == 200
+        await client.connect()
+        prompt = {
+            "1": {"class_type": "LoadImage", "inputs": {"image": "cut.png"}},
+            "2": {"class_type": "SaveImage", "inputs": {"images": ["1", 0], "filename_prefix": "cut"}},
+        }
+        pid = await client.submit(prompt)
+        await client.until_done(pid)
+        entry = protocol.parse_history(await client.history(pid))[pid]
+        assert entry.succeeded, entry.status
+        assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # the retry leaves Pillow as it found it
+
+    run(with_emulator(body, step_delay=0.001))

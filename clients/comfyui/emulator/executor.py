@@ -13,16 +13,13 @@ import asyncio
 import time
 import traceback
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from PIL import Image
 
 from .. import protocol
 from .graph import ExecutionList, full_type_name, is_link, node_signatures
-from .nodes import InterruptProcessing, NodeResult, RunContext, encode_preview
-
-if TYPE_CHECKING:
-    from .server import ComfyEmulator
+from .nodes import Folders, InterruptProcessing, NodeDef, NodeResult, RunContext, encode_preview
 
 
 def now_ms() -> int:
@@ -54,6 +51,30 @@ class CacheEntry:
     ui: dict[str, Any] | None  # {"output": ..., "meta": ...} as the real cache keeps it
 
 
+class PromptServer(Protocol):
+    """What a run needs of the server that runs it (the emulator's ``ComfyEmulator``)."""
+
+    cache: dict[str, CacheEntry]
+    registry: dict[str, NodeDef]
+    last_node_id: str | None
+    drop_ws_after_steps: int | None
+
+    @property
+    def folders(self) -> Folders: ...
+
+    def send(self, event: str, data: Any, sid: str | None) -> None: ...
+
+    def send_bytes(self, frame: bytes, sid: str | None) -> None: ...
+
+    def drop_websockets(self) -> None: ...
+
+    def supports_preview_metadata(self, sid: str | None) -> bool: ...
+
+    def check_interrupt(self) -> None: ...
+
+    async def interruptible_sleep(self, delay: float | None) -> None: ...
+
+
 @dataclass
 class RunResult:
     success: bool
@@ -79,7 +100,7 @@ class _Failure(Exception):
 class PromptRun:
     """Executes one QueueItem against the emulator's registry, cache and sockets."""
 
-    def __init__(self, server: ComfyEmulator, item: QueueItem, fail: bool) -> None:
+    def __init__(self, server: PromptServer, item: QueueItem, fail: bool) -> None:
         self.server = server
         self.item = item
         self.prompt = item.prompt

@@ -14,13 +14,14 @@ import json
 import os
 import random
 import textwrap
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from PIL import Image, ImageDraw, ImageFont, ImageOps, ImageSequence
+from PIL import Image, ImageDraw, ImageFile, ImageFont, ImageOps, ImageSequence, UnidentifiedImageError
 from PIL.PngImagePlugin import PngInfo
 
 MAX_RESOLUTION = 16384
@@ -458,10 +459,10 @@ def load_image(ctx: RunContext, image: str) -> NodeResult:
     if path is None:
         raise FileNotFoundError(f"Invalid image file: {image}")
     frames, masks = [], []
-    with Image.open(str(path)) as img:
+    with _pillow(Image.open, str(path)) as img:
         size = None
         for frame in ImageSequence.Iterator(img):
-            frame = ImageOps.exif_transpose(frame) or frame
+            frame = _pillow(ImageOps.exif_transpose, frame) or frame
             if size is None:
                 size = frame.size
                 _check_budget(size[0], size[1], getattr(img, "n_frames", 1))
@@ -471,6 +472,28 @@ def load_image(ctx: RunContext, image: str) -> NodeResult:
             frames.append(rgba.convert("RGB"))
             masks.append(ImageOps.invert(rgba.getchannel("A")))
     return NodeResult((ImageBatch(frames), MaskBatch(masks)))
+
+
+T = TypeVar("T")
+_TRUNCATED_LOCK = threading.Lock()
+
+
+def _pillow(fn: Callable[[Any], T], arg: Any) -> T:
+    """As ComfyUI's ``node_helpers.pillow``: on a Pillow error, try once more with truncated images allowed (so a
+    truncated PNG upload loads, as it does on the real server)."""
+    try:
+        return fn(arg)
+    except (OSError, UnidentifiedImageError, ValueError):
+        with _TRUNCATED_LOCK:
+            previous = ImageFile.LOAD_TRUNCATED_IMAGES
+            ImageFile.LOAD_TRUNCATED_IMAGES = True
+            try:
+                result = fn(arg)
+                if isinstance(result, Image.Image):
+                    result.load()  # decode now, while truncation is allowed
+                return result
+            finally:
+                ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
 def load_image_validate(folders: Folders, inputs: dict[str, Any]) -> bool | str:
@@ -655,11 +678,9 @@ async def slow_steps(ctx: RunContext, image: ImageBatch, steps: int, delay: floa
 
 
 def encode_preview(img: Image.Image, fmt: str = "JPEG", max_size: int = 512) -> bytes:
-    """Preview bytes as the server makes them: thumbnail to ``max_size``, JPEG quality 95 (or PNG)."""
-    img = _to_rgb(img)
-    if img.width > max_size or img.height > max_size:
-        img = img.copy()
-        img.thumbnail((max_size, max_size), Image.Resampling.LANCZOS)
+    """Preview bytes as the server makes them (server.py ``send_image``): scaled to fit ``max_size`` with
+    ``ImageOps.contain`` and bilinear resampling, so a small preview is scaled *up* too; JPEG quality 95 (or PNG)."""
+    img = ImageOps.contain(_to_rgb(img), (max_size, max_size), Image.Resampling.BILINEAR)
     buf = io.BytesIO()
     if fmt == "PNG":
         img.save(buf, format="PNG", compress_level=1)

@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 VERSION = "0.3.75-emulator"
 MAX_HISTORY_SIZE = 10000
 MAX_UPLOAD_SIZE = 100 * 1024 * 1024
-KNOBS = ("step_delay", "fail_next", "drop_ws_after_steps", "view_delay", "malformed_frame_next")
+KNOBS = ("step_delay", "fail_next", "drop_ws_after_steps", "view_delay", "malformed_frame_next", "socket_cleanup_delay")
 MALFORMED_FRAME = '{"type": "progress", "data": {"value": 1, "max": '
 _BAD_JSON = object()
 _FORCE_DOWNLOAD = {"text/html", "text/html-sandboxed", "application/xhtml+xml", "text/javascript", "text/css"}
@@ -63,7 +63,10 @@ class ComfyEmulator:
     Fault knobs, read live: ``step_delay`` (seconds per sampler step), ``fail_next`` (the next prompt ends in
     execution_error at its first staged node), ``drop_ws_after_steps`` (abort every websocket once a prompt has sent
     that many progress steps), ``view_delay`` (seconds before /view answers), ``malformed_frame_next`` (send one
-    truncated JSON text frame before the next message). ``restart()`` loses queue, history and cache.
+    truncated JSON text frame before the next message), ``socket_cleanup_delay`` (seconds the server takes to notice
+    that a socket closed: then, as the real server does, it unregisters the socket's client id whatever socket holds
+    that id by then, so a client that reconnected with the same id meanwhile goes deaf). ``restart()`` loses queue,
+    history and cache.
     """
 
     def __init__(
@@ -78,6 +81,7 @@ class ComfyEmulator:
         drop_ws_after_steps: int | None = None,
         view_delay: float = 0.0,
         malformed_frame_next: bool = False,
+        socket_cleanup_delay: float = 0.0,
         checkpoints: list[str] | None = None,
         loras: list[str] | None = None,
         max_upload_size: int = MAX_UPLOAD_SIZE,
@@ -90,6 +94,7 @@ class ComfyEmulator:
         self.drop_ws_after_steps = drop_ws_after_steps
         self.view_delay = view_delay
         self.malformed_frame_next = malformed_frame_next
+        self.socket_cleanup_delay = socket_cleanup_delay
         self.max_upload_size = max_upload_size
         self.registry: dict[str, NodeDef] = dict(registry or NODES)
         self._output_dir_arg = Path(output_dir) if output_dir is not None else None
@@ -109,6 +114,7 @@ class ComfyEmulator:
         #: Every prompt id a POST /prompt queued, in order (a test peer's record; ComfyUI keeps none).
         self.accepted: list[str] = []
         self.upload_count = 0  # POST /upload/image requests served (tests check deduplication with it)
+        self.socket_cleanups = 0  # websocket handlers that have run their clean-up
         self.cache: dict[str, CacheEntry] = {}
         self._pending: list[tuple[tuple[float, int], QueueItem]] = []
         self._running: QueueItem | None = None
@@ -409,9 +415,14 @@ class ComfyEmulator:
         except Exception as exc:
             log.debug("websocket %s ended: %s", sid, exc)
         finally:
-            if self._clients.get(sid) is client:
-                del self._clients[sid]
             self._sockets.discard(client)
+            try:
+                if self.socket_cleanup_delay > 0:
+                    await asyncio.sleep(self.socket_cleanup_delay)
+            finally:
+                # As server.py's websocket_handler: pop the id unconditionally, even if another socket holds it now.
+                self._clients.pop(sid, None)
+                self.socket_cleanups += 1
         return ws
 
     async def _post_prompt(self, request: web.Request) -> web.Response:

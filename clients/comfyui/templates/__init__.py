@@ -13,8 +13,9 @@ from .catalog import (
     missing_requirements,
     template_from_data,
 )
-from .convert import infer_params, is_api_workflow, is_ui_workflow, ui_to_api
+from .convert import infer_params, is_api_workflow, ui_to_api
 from .schema import PRESETS, RANDOM_SEED_MAX, ParamSpec, ParamTarget, Template
+from .ui_graph import is_ui_workflow
 
 __all__ = [
     "BUILTIN_DIR",

@@ -34,11 +34,10 @@ from .convert import (
     infer_params,
     input_specs,
     is_api_workflow,
-    is_ui_workflow,
-    ui_node_types,
     ui_to_api,
 )
 from .schema import BACKEND, Template, is_model_file
+from .ui_graph import is_ui_workflow, ui_node_types
 
 log = logging.getLogger(__name__)
 

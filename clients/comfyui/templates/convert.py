@@ -7,8 +7,8 @@ widgets, so turning it into the API format the server runs needs the server's ``
 :func:`ui_to_api` does what ComfyUI's frontend does when it queues a prompt: widget inputs (combos, INT, FLOAT,
 STRING, BOOLEAN) take values in ``input_order`` order, a seed's hidden "control_after_generate" value is skipped,
 links become ``[str(from_node), from_slot]``, muted nodes (mode 2) vanish, bypassed ones (mode 4) pass their matching
-input through, and frontend-only nodes (Note, MarkdownNote, Reroute, PrimitiveNode) are dropped with Reroutes
-followed to their source.
+input through, frontend-only nodes (Note, MarkdownNote, Reroute, PrimitiveNode) are dropped with Reroutes
+followed to their source, and subgraph instances are inlined first (see :mod:`.ui_graph`).
 
 :func:`infer_params` exposes the parameters of a plain workflow from well-known nodes and from node titles:
 
@@ -32,22 +32,23 @@ from typing import Any
 
 from ....runtime.errors import InvalidRequestError
 from .schema import BACKEND, SEED_MAX, ParamSpec, ParamTarget, ParamType, is_link, node_title
+from .ui_graph import (
+    FRONTEND_ONLY_TYPES,
+    MODE_BYPASSED,
+    MODE_MUTED,
+    OVERRIDES,
+    flatten,
+    is_active,
+    is_ui_workflow,
+    parse_links,
+)
 
-#: Node types that exist only in ComfyUI's frontend and never reach the server.
-FRONTEND_ONLY_TYPES = frozenset({"Note", "MarkdownNote", "Reroute", "PrimitiveNode"})
 #: Values of the hidden widget ComfyUI's frontend adds after ``seed``/``noise_seed``.
 CONTROL_VALUES = frozenset({"fixed", "randomize", "increment", "decrement"})
 SEED_NAMES = frozenset({"seed", "noise_seed"})
 WIDGET_TYPES = frozenset({"INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"})
-MODE_MUTED = 2
-MODE_BYPASSED = 4
 SAMPLER_TYPES = ("KSampler", "KSamplerAdvanced")
 _TITLE_PARAM = re.compile(r"^\s*(?:param:\s*|\$)([A-Za-z_][A-Za-z0-9_]*)\s*$")
-
-
-def is_ui_workflow(data: Any) -> bool:
-    """True for ComfyUI's UI ("Save") format: a top-level ``nodes`` list."""
-    return isinstance(data, Mapping) and isinstance(data.get("nodes"), list)
 
 
 def is_api_workflow(data: Any) -> bool:
@@ -96,28 +97,6 @@ def input_specs(info: Mapping[str, Any]) -> list[tuple[str, Any]]:
     return pairs
 
 
-def ui_node_types(ui_workflow: Mapping[str, Any]) -> set[str]:
-    """The node types a UI-format workflow needs on the server (active, non-frontend nodes)."""
-    return {
-        str(n.get("type"))
-        for n in ui_workflow.get("nodes") or []
-        if isinstance(n, Mapping)
-        and n.get("type") not in FRONTEND_ONLY_TYPES
-        and n.get("mode", 0) not in (MODE_MUTED, MODE_BYPASSED)
-    }
-
-
-def _parse_links(raw: Any) -> dict[int, tuple[str, int, str]]:
-    """``{link_id: (from_node, from_slot, type)}`` from list-style or dict-style (schema 0.4+) links."""
-    links: dict[int, tuple[str, int, str]] = {}
-    for link in raw or []:
-        if isinstance(link, (list, tuple)) and len(link) >= 5:
-            links[int(link[0])] = (str(link[1]), int(link[2]), str(link[5]) if len(link) > 5 else "*")
-        elif isinstance(link, Mapping) and "id" in link:
-            links[int(link["id"])] = (str(link["origin_id"]), int(link["origin_slot"]), str(link.get("type", "*")))
-    return links
-
-
 class _Graph:
     """The UI graph with link resolution through Reroutes, bypassed and muted nodes."""
 
@@ -125,7 +104,7 @@ class _Graph:
         self.nodes: dict[str, Mapping[str, Any]] = {
             str(n["id"]): n for n in ui_workflow.get("nodes") or [] if isinstance(n, Mapping) and "id" in n
         }
-        self.links = _parse_links(ui_workflow.get("links"))
+        self.links = {k: (v[0], v[1], v[4]) for k, v in parse_links(ui_workflow.get("links")).items()}
 
     def source(self, link_id: Any, seen: frozenset[str] = frozenset()) -> list[Any] | None:
         """The API link ``[node, slot]`` behind a UI link, or None when it ends at nothing the server runs."""
@@ -164,12 +143,8 @@ def ui_to_api(ui_workflow: Mapping[str, Any], object_info: Mapping[str, Any]) ->
     """
     if not is_ui_workflow(ui_workflow):
         raise InvalidRequestError("not a ComfyUI UI-format workflow (no 'nodes' list)", backend=BACKEND)
-    graph = _Graph(ui_workflow)
-    active = {
-        nid: n
-        for nid, n in graph.nodes.items()
-        if n.get("type") not in FRONTEND_ONLY_TYPES and n.get("mode", 0) not in (MODE_MUTED, MODE_BYPASSED)
-    }
+    graph = _Graph(flatten(ui_workflow))  # ValueError for a damaged link or a subgraph loop
+    active = {nid: n for nid, n in graph.nodes.items() if is_active(n)}
     unknown = sorted({str(n.get("type")) for n in active.values() if n.get("type") not in object_info})
     if unknown:
         raise InvalidRequestError(
@@ -184,6 +159,7 @@ def ui_to_api(ui_workflow: Mapping[str, Any], object_info: Mapping[str, Any]) ->
         ui_inputs = {i.get("name"): i for i in node.get("inputs") or [] if isinstance(i, Mapping)}
         widgets = node.get("widgets_values")
         widgets = widgets if isinstance(widgets, (list, Mapping)) else []
+        overrides = node.get(OVERRIDES) or {}
         specs = input_specs(info)
         widget_specs = [(name, spec) for name, spec in specs if _is_widget(spec)]
         pos = 0
@@ -203,6 +179,8 @@ def ui_to_api(ui_workflow: Mapping[str, Any], object_info: Mapping[str, Any]) ->
             link = graph.source(ui_input.get("link")) if ui_input else None
             if link is not None:
                 inputs[name] = link
+            elif name in overrides:
+                inputs[name] = overrides[name]
             elif has_value:
                 inputs[name] = value
         title = node.get("title") or info.get("display_name") or node["type"]

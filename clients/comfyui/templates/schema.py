@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from ....runtime.errors import InvalidRequestError
 from ..models import MODEL_KINDS, lora_entries, pick_model
+from .ui_graph import ui_node_types
 
 BACKEND = "comfyui"
 #: KSampler's own seed range; a seed of -1 (or None) asks for a random one in [0, RANDOM_SEED_MAX].
@@ -316,8 +317,6 @@ class Template(BaseModel):
     def required_nodes(self) -> set[str]:
         """Every node type the server must know."""
         if self.needs_conversion:
-            from .convert import ui_node_types  # here: convert imports this module
-
             return ui_node_types(self.ui_workflow or {})
         return {str(node["class_type"]) for node in self.workflow.values()}
 
