@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Channels of the rough cut: storyboard stills, clips, sound effects, voices.
+#: Channels of the rough cut: storyboard stills, clips, sound effects, voices (counted from the first free band).
 CHANNELS = {"image": 1, "video": 2, "sound": 3, "voice": 4}
 LAYOUT_KEY = "movie_director_layout"
 
@@ -64,7 +64,8 @@ def direct(
         **options,
     )
     spec = plan_scene(scene_text, opts)
-    spec.data["blender"] = {"scene": scene.name, "frame": scene.frame_current if frame is None else frame}
+    first = scene.frame_current if frame is None else frame
+    spec.data["blender"] = {"scene": scene.name, "frame": first, "channel": free_band(scene, first)}
     handle = addon_runtime.runtime().run_pipeline(spec)
     attach_layout(handle)
     _active[0] = handle
@@ -72,6 +73,17 @@ def direct(
 
 
 _active: list[Any] = [None]
+
+
+def free_band(scene: Any, frame: int) -> int:
+    """The lowest channel from which the rough cut's channels hold no strip at or after ``frame``: a directed scene
+    is laid out above what is already on the Sequencer there, never on top of it."""
+    width = max(CHANNELS.values()) + 1
+    busy = {s.channel for s in sequencer.strips(scene) if s.frame_final_end > frame}
+    base = 1
+    while any(c in busy for c in range(base, base + width)):
+        base += 1
+    return base
 
 
 def active_pipeline() -> PipelineHandle | None:
@@ -189,7 +201,8 @@ def _place_stage(
             placed[stage_id] = {"strip": old.name, "job": stage.job_id, "path": path}
             return True
     kind = "voice" if role == "voice" else role
-    channel = CHANNELS.get(kind, 5)
+    base = int((spec.data.get("blender") or {}).get("channel", 1))  # 1 unless the Sequencer was busy there
+    channel = base - 1 + CHANNELS.get(kind, 5)
     name = f"{stage.label or stage_id}"[:60]
     try:
         if kind == "image":
