@@ -102,7 +102,7 @@ def is_blend(voice: str) -> bool:
 def pick_model(models: list[str]) -> str:
     """The server's first speech model: the first id that names speech, else the first id, else OpenAI's ``tts-1``.
 
-    >>> pick_model(["director-llm", "kokoro"])
+    >>> pick_model(["llama-3.1-8b", "kokoro"])
     'kokoro'
     >>> pick_model([])
     'tts-1'
