@@ -19,6 +19,7 @@ import concurrent.futures
 import logging
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -183,11 +184,12 @@ class Runtime(QueueControl):
             if self.loop_thread.running:
                 engine = self.engine
                 engine.resumable_stop = self.journal is not None and not cancel_remote
-                try:
-                    self.loop_thread.submit(engine.cancel_all(cancel_remote, timeout / 3)).result(timeout / 2)
+                end = time.monotonic() + timeout
+                try:  # a quarter of the budget for jobs to end; the rest mostly for closing the clients
+                    self.loop_thread.submit(engine.cancel_all(cancel_remote, timeout / 4)).result(timeout / 3)
                 except Exception:
                     log.exception("cancelling jobs at stop failed")
-                self.loop_thread.stop(timeout / 2)
+                self.loop_thread.stop(max(0.1, end - time.monotonic()))
                 engine.reset()
             if self.journal is not None:
                 self.journal.close()

@@ -89,7 +89,7 @@ class LoopThread:
             if thread.is_alive():
                 if threading.get_ident() == thread.ident:
                     raise RuntimeError("stop() cannot be called from the loop thread")
-                fut = asyncio.run_coroutine_threadsafe(self._shutdown(timeout * 0.6), loop)
+                fut = asyncio.run_coroutine_threadsafe(self._shutdown(timeout * 0.8), loop)
                 try:
                     fut.result(timeout)
                 except (concurrent.futures.TimeoutError, concurrent.futures.CancelledError):
@@ -104,18 +104,23 @@ class LoopThread:
             self._loop = None
 
     async def _shutdown(self, budget: float) -> None:
+        """Cancel every task (a quarter of ``budget`` for them to end), then run the closers side by side in what is
+        left: one slow closer cannot starve the others."""
+        loop = asyncio.get_running_loop()
+        end = loop.time() + budget
         current = asyncio.current_task()
         tasks = [t for t in asyncio.all_tasks() if t is not current]
         for task in tasks:
             task.cancel()
         if tasks:
-            await asyncio.wait(tasks, timeout=budget / 2)
+            await asyncio.wait(tasks, timeout=budget / 4)
         closers, self._closers = self._closers, []
-        if closers:  # in parallel, within the budget's other half: one slow closer cannot starve the rest
+        if closers:
+            left = max(0.0, end - loop.time())
             running = [asyncio.ensure_future(closer()) for closer in closers]
-            done, pending = await asyncio.wait(running, timeout=budget / 2)
+            done, pending = await asyncio.wait(running, timeout=left)
             for task in pending:
-                log.warning("a closer did not finish within %.1f s", budget / 2)
+                log.warning("a closer did not finish within %.2f s", left)
                 task.cancel()
             for task in done:
                 if not task.cancelled() and task.exception() is not None:
