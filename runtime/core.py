@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import sqlite3
 import tempfile
 import threading
 import time
@@ -148,7 +149,12 @@ class Runtime(QueueControl):
             for name, cfg in self.engine.configs.items():
                 self.loop_thread.call_soon(self.engine.scheduler.set_limit, name, cfg.concurrency)
             if self.journal is not None:
-                self._restore(self.journal)
+                try:
+                    self._restore(self.journal)
+                except (sqlite3.Error, OSError) as exc:  # start anyway; each new job then fails saying why
+                    log.warning(
+                        "the job journal %s could not be read (%s); nothing was resumed", self.journal.path, exc
+                    )
 
     def _restore(self, journal: Journal) -> None:
         """Queued jobs queue again; submitted or running ones are reconciled with their server (resumed, collected,

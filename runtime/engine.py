@@ -275,6 +275,8 @@ class Engine:
         if job.done:
             return
         if outputs is not None:
+            if outputs.text:  # a server that echoes what it was sent may echo the key
+                outputs = outputs.model_copy(update={"text": redact(outputs.text)})
             job.outputs = outputs
         job.error = error
         if state is JobState.SUCCEEDED and job.progress.fraction != 1.0:
