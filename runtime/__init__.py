@@ -26,7 +26,7 @@ _EXPORTS = {
     "Placement": ".placement",
     "JobSnapshot": ".jobs",
     "JobContext": ".context",
-    "JobSpec": ".core",
+    "JobSpec": ".jobs",
     "Runtime": ".core",
     "ErrorCode": ".errors",
     "MovieDirectorError": ".errors",

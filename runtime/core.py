@@ -22,7 +22,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,7 +30,7 @@ from .bridge import BatchHandle, DoneSignal, JobHandle
 from .cache import TtlCache
 from .engine import KEEP_FINISHED, ClientFactory, Engine
 from .errors import InvalidRequestError, register_secret
-from .jobs import Job
+from .jobs import Job, JobSpec
 from .journal import Journal, open_journal
 from .loop import LoopThread
 from .outbox import Outbox, RuntimeEvent
@@ -44,17 +43,6 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 __all__ = ["ClientFactory", "JobSpec", "Runtime"]
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    """One job to submit, as data (used by batches)."""
-
-    backend: str
-    kind: str
-    request: Mapping[str, Any] = field(default_factory=dict)
-    priority: int = 0
-    placement: Placement | None = None
 
 
 class Runtime(QueueControl):

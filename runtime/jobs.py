@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -171,3 +173,14 @@ class JobSnapshot(Job):
     def with_log_line(self, line: str) -> Job:
         """A copy with one more log line (a callback failure, reported on the job)."""
         return self.model_copy(update={"log": [*self.log, line]})
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job to submit, as data (used by batches)."""
+
+    backend: str
+    kind: str
+    request: Mapping[str, Any] = field(default_factory=dict)
+    priority: int = 0
+    placement: Placement | None = None
