@@ -21,6 +21,7 @@ import sqlite3
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -28,7 +29,7 @@ from typing import Any, TypeVar
 from .backend import BackendConfig, HealthInfo, NetworkPolicy
 from .bridge import BatchHandle, DoneSignal, JobHandle
 from .cache import TtlCache
-from .engine import KEEP_FINISHED, ClientFactory, Engine
+from .engine import KEEP_FINISHED, LEASE_S, ClientFactory, Engine
 from .errors import InvalidRequestError, register_secret
 from .jobs import Job, JobSpec
 from .journal import Journal, open_journal
@@ -57,11 +58,14 @@ class Runtime(QueueControl):
         journal: Journal | str | Path | None = None,
         offline_wait: float = 0.0,
         cache_dir: str | Path | None = None,
+        lease: float = LEASE_S,
     ) -> None:
         """``journal``: a path (or Journal) that makes jobs survive a restart (a corrupt one is moved aside and a
         fresh one started). ``offline_wait``: how long a job whose server is unreachable waits (visibly, "waiting
         for server") for it to come back before it fails; 0 fails at once. ``cache_dir``: where discovery results
-        are cached between sessions (memory only when None)."""
+        are cached between sessions (memory only when None). ``lease``: with a journal, this session owns the jobs
+        it submits and renews that every third of ``lease`` seconds; another session sharing the journal shows none of
+        them and takes one over only when its owner is gone (stopped, crashed, or silent for a whole lease)."""
         self.loop_thread = LoopThread()
         self.outbox = Outbox()
         self.pump_budget = pump_budget
@@ -69,6 +73,8 @@ class Runtime(QueueControl):
         self._handles: dict[str, JobHandle] = {}
         self._pipelines: dict[str, PipelineHandle] = {}
         self._lock = threading.Lock()
+        self.session = uuid.uuid4().hex
+        self.lease = lease
         #: The handle of the job submitted last, however it was started (console, operator, script).
         self.last_handle: JobHandle | None = None
         self.paused_backends = set()
@@ -101,16 +107,8 @@ class Runtime(QueueControl):
         return self.engine.journal
 
     @property
-    def offline_wait(self) -> float:
-        return self.engine.offline_wait
-
-    @property
-    def cache(self) -> TtlCache:
-        return self.engine.cache
-
-    @property
     def backend_states(self) -> dict[str, tuple[str, str]]:
-        return self.engine.backend_states
+        return self.engine.pool.backend_states
 
     @property
     def done_signal(self) -> DoneSignal:
@@ -132,13 +130,15 @@ class Runtime(QueueControl):
             if self.loop_thread.running:
                 return
             self.loop_thread.start()
-            self.loop_thread.add_closer(self.engine.close_clients)
+            self.loop_thread.add_closer(self.engine.pool.close_clients)
             self.engine.resumable_stop = False
             for name, cfg in self.engine.configs.items():
                 self.loop_thread.call_soon(self.engine.scheduler.set_limit, name, cfg.concurrency)
             if self.journal is not None:
                 try:
+                    self.journal.begin_session(self.session)
                     self._restore(self.journal)
+                    self.loop_thread.call_soon(self.engine.keep_alive, self.lease)
                 except (sqlite3.Error, OSError) as exc:  # start anyway; each new job then fails saying why
                     log.warning(
                         "the job journal %s could not be read (%s); nothing was resumed", self.journal.path, exc
@@ -150,6 +150,8 @@ class Runtime(QueueControl):
         for job in journal.unfinished():
             if job.id in self._handles or job.backend not in self.engine.factories:
                 continue
+            if not journal.claim(job.id, self.lease):
+                continue  # another live session owns it
             job.progress = job.progress.model_copy(
                 update={"stage": "queued" if job.state.value == "queued" else "resuming", "preview": None}
             )
@@ -162,7 +164,7 @@ class Runtime(QueueControl):
             except ValueError:
                 log.warning("a pipeline in the journal could not be read; it was left there")
                 continue
-            if spec.id not in self._pipelines:
+            if spec.id not in self._pipelines and journal.claim(spec.id, self.lease):
                 handle_p = PipelineHandle(self, spec)
                 self._pipelines[spec.id] = handle_p
                 self.loop_thread.call_soon(self.engine.start_pipeline, spec, handle_p, True)
@@ -186,6 +188,10 @@ class Runtime(QueueControl):
                 self.loop_thread.stop(max(0.1, end - time.monotonic()))
                 engine.reset()
             if self.journal is not None:
+                try:
+                    self.journal.end_session()  # the next session may take our unfinished jobs over at once
+                except Exception as exc:
+                    log.warning("could not end the session in the journal: %s", exc)
                 self.journal.close()
 
     def is_home_thread(self) -> bool:
@@ -231,7 +237,7 @@ class Runtime(QueueControl):
 
     def check_health(self, name: str, timeout: float = 10.0) -> concurrent.futures.Future[HealthInfo]:
         """Ask the backend whether it answers; the result also updates its connection state."""
-        return self.call(self.engine.health(name, timeout))
+        return self.call(self.engine.pool.health(name, timeout))
 
     # --- jobs -----------------------------------------------------------------------------------------------------
     def submit(

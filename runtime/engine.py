@@ -13,29 +13,30 @@ import logging
 from collections.abc import Callable
 from pathlib import Path
 
-from .backend import BackendClient, BackendConfig, HealthInfo, NetworkPolicy
+from .backend import BackendClient, BackendConfig, NetworkPolicy
 from .batch import run_batch
 from .bridge import DoneSignal, HandleHost, JobHandle
 from .cache import TtlCache
 from .context import JobContext
-from .errors import BackendUnavailableError, InvalidRequestError, JobCancelledError, MovieDirectorError, redact
+from .errors import BackendUnavailableError, JobCancelledError, MovieDirectorError, redact
 from .jobs import Job, JobError, JobOutputs, JobState
 from .journal import Journal
 from .offline import OfflineQueue
 from .outbox import Finished, Message, Outbox, Progressed, RuntimeEvent
 from .pipeline import PipelineHandle, PipelineRun, PipelineSpec
+from .pool import ClientFactory, ClientPool
 from .record import JobRecord
 from .scheduler import Scheduler
 
 log = logging.getLogger(__name__)
-
-ClientFactory = Callable[[BackendConfig, NetworkPolicy], BackendClient]
 
 #: How long a cancelled job's "please stop" request to its server may take before we give up on it.
 REMOTE_CANCEL_TIMEOUT = 5.0
 STOPPED = "Movie Director stopped before the job finished"
 #: Finished jobs kept in the job list (the sidebar's) before the oldest are forgotten.
 KEEP_FINISHED = 100
+#: A session that has not renewed its ownership of its jobs for this long is gone (see ``Journal.claim``).
+LEASE_S = 30.0
 
 
 class Engine:
@@ -61,85 +62,38 @@ class Engine:
         self.offline_wait = offline_wait
         self.cache = cache
         self.done_signal = DoneSignal()
-        self.factories: dict[str, ClientFactory] = {}
-        self.configs: dict[str, BackendConfig] = {}
-        self.backend_states: dict[str, tuple[str, str]] = {}
+        self.pool = ClientPool(outbox, network, cache)
         #: Set while Blender quits with a journal: unfinished jobs stay as they were, to be resumed.
         self.resumable_stop = False
         self._adopted = adopted
-        self._clients: dict[str, BackendClient] = {}
         self._records: dict[str, JobRecord] = {}
         self.scheduler = Scheduler(self._start_record)
         self.offline = OfflineQueue(self)
 
+    @property
+    def factories(self) -> dict[str, ClientFactory]:
+        return self.pool.factories
+
+    @property
+    def configs(self) -> dict[str, BackendConfig]:
+        return self.pool.configs
+
     def reset(self) -> None:
         """After the loop stopped: forget clients, the queue and the parked jobs (records stay for late waiters)."""
-        self._clients.clear()
+        self.pool.forget()
         self.scheduler = Scheduler(self._start_record)
         self.offline = OfflineQueue(self)
 
-    # --- clients --------------------------------------------------------------------------------------------------
+    # --- clients (the pool's; kept here for the job paths that need them) --------------------------------------------
     def client(self, name: str) -> BackendClient:
-        """The backend's client; built on first use."""
-        client = self._clients.get(name)
-        if client is None:
-            if name not in self.factories:
-                raise InvalidRequestError(f"Unknown backend {name!r}", hint="Register it with register_backend().")
-            client = self._clients[name] = self.factories[name](self.configs[name], self.network)
+        return self.pool.client(name)
 
-            def report(state: str, message: str = "", backend: str = name) -> None:
-                self.set_backend_state(backend, state, message)
-
-            client.report_state = report
-            client.cache = self.cache
-        return client
+    def set_backend_state(self, name: str, state: str, message: str = "") -> None:
+        self.pool.set_state(name, state, message)
 
     def reconfigure(self, config: BackendConfig) -> None:
         self.scheduler.set_limit(config.name, config.concurrency)
-        old = self._clients.pop(config.name, None)
-        if old is not None:
-            asyncio.get_running_loop().create_task(old.close())
-
-    async def close_clients(self) -> None:
-        """Close every client at once (a slow one cannot starve the others); the loop's stop bounds the time and
-        cancels what is left."""
-        clients, self._clients = list(self._clients.values()), {}
-
-        async def close(client: BackendClient) -> None:
-            try:
-                await client.close()
-            except Exception:
-                log.exception("closing %s failed", client.name)
-
-        tasks = [asyncio.ensure_future(close(c)) for c in clients]
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-
-    def set_backend_state(self, name: str, state: str, message: str = "") -> None:
-        """Record a backend's connection state (any thread) and tell subscribers when it changed."""
-        message = redact(message)
-        if self.backend_states.get(name) == (state, message):
-            return
-        self.backend_states[name] = (state, message)
-        self.outbox.notice(RuntimeEvent("backend_state", backend=name, state=state, message=message))
-
-    async def health(self, name: str, timeout: float) -> HealthInfo:
-        self.set_backend_state(name, "connecting")
-        try:
-            async with asyncio.timeout(timeout):
-                info = await self.client(name).health()
-        except TimeoutError:
-            info = HealthInfo(ok=False, message=f"no answer within {timeout:.0f} s")
-        except MovieDirectorError as exc:
-            info = HealthInfo(ok=False, message=str(exc))
-        except Exception as exc:  # a broken client must still answer "not connected", never hang the button
-            log.exception("health check of %s crashed", name)
-            info = HealthInfo(ok=False, message=f"{type(exc).__name__}: {exc}")
-        self.set_backend_state(name, "connected" if info.ok else "disconnected", info.message)
-        return info
+        self.pool.retire(config.name)
 
     # --- queueing -------------------------------------------------------------------------------------------------
     def enqueue(self, job: Job, handle: JobHandle, resume: bool = False) -> None:
@@ -381,6 +335,31 @@ class Engine:
         done = [k for k, r in self._records.items() if r.final is not None]
         for key in done[: len(done) - KEEP_FINISHED]:
             del self._records[key]
+
+    # --- ownership ------------------------------------------------------------------------------------------------
+    def keep_alive(self, lease: float) -> None:
+        """Start renewing this session's lease (loop task, ended by the loop's stop)."""
+        asyncio.get_running_loop().create_task(self._keep_alive(lease), name="md-journal-lease")
+
+    async def _keep_alive(self, lease: float) -> None:
+        while self.journal is not None:
+            await asyncio.sleep(lease / 3)
+            try:
+                self.journal.heartbeat()
+                self.take_over_orphans(lease)
+            except Exception as exc:  # a journal hiccup must not end the loop's work
+                log.warning("renewing the session in the journal failed: %s", exc)
+
+    def take_over_orphans(self, lease: float) -> None:
+        """Unfinished jobs whose session is gone (another Blender that quit or crashed) become ours and resume."""
+        assert self.journal is not None
+        for job in self.journal.unfinished():
+            if job.id in self._records or job.backend not in self.factories or not self.journal.claim(job.id, lease):
+                continue
+            log.info("job %s: its session is gone; this one takes it over", job.id)
+            handle = JobHandle(self.host, job)
+            self._adopted(handle)
+            self.enqueue(job, handle, job.state is not JobState.QUEUED)
 
     # --- pipelines ------------------------------------------------------------------------------------------------
     def start_pipeline(self, spec: PipelineSpec, handle: PipelineHandle, restored: bool) -> None:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sqlite3
 import threading
 import time
@@ -43,6 +45,16 @@ CREATE INDEX IF NOT EXISTS transitions_job ON transitions(job_id);
 CREATE TABLE IF NOT EXISTS requests (
     job_id TEXT PRIMARY KEY,
     data TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sessions (
+    id TEXT PRIMARY KEY,
+    pid INTEGER NOT NULL,
+    host TEXT NOT NULL,
+    heartbeat REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS owners (
+    job_id TEXT PRIMARY KEY,
+    session TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS pipelines (
     id TEXT PRIMARY KEY,
@@ -91,6 +103,8 @@ class Journal:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._conn: sqlite3.Connection | None = None
+        #: The live session writing here (see :meth:`begin_session`); its new jobs are recorded as its own.
+        self.session = ""
         self._connect()
 
     def _connect(self) -> sqlite3.Connection:
@@ -127,6 +141,8 @@ class Journal:
             db = self._db
             db.execute("BEGIN")
             try:
+                if self.session:
+                    db.execute("INSERT OR IGNORE INTO owners(job_id, session) VALUES (?, ?)", (job.id, self.session))
                 if request_json is not None:
                     db.execute(
                         "INSERT INTO requests(job_id, data) VALUES (?, ?) "
@@ -196,17 +212,67 @@ class Journal:
                 marks = ",".join("?" * len(part))
                 self._db.execute(f"DELETE FROM transitions WHERE job_id IN ({marks})", part)
                 self._db.execute(f"DELETE FROM requests WHERE job_id IN ({marks})", part)
+                self._db.execute(f"DELETE FROM owners WHERE job_id IN ({marks})", part)
                 self._db.execute(f"DELETE FROM jobs WHERE id IN ({marks})", part)
         return len(ids)
 
     def save_pipeline(self, pipeline_id: str, data: str, done: bool = False) -> None:
-        """Write a pipeline's definition and stage states (JSON of a PipelineSpec)."""
+        """Write a pipeline's definition and stage states (JSON of a PipelineSpec); owned like a job."""
         with self._lock:
+            if self.session:
+                self._db.execute(
+                    "INSERT OR IGNORE INTO owners(job_id, session) VALUES (?, ?)", (pipeline_id, self.session)
+                )
             self._db.execute(
                 "INSERT INTO pipelines(id, data, done, updated_at) VALUES (?, ?, ?, ?) "
                 "ON CONFLICT(id) DO UPDATE SET data=excluded.data, done=excluded.done, updated_at=excluded.updated_at",
                 (pipeline_id, data, int(done), time.time()),
             )
+
+    # --- ownership: one live session owns each job ---------------------------------------------------------------
+    def begin_session(self, session: str) -> None:
+        """Announce a live session (this process) that will own the jobs it submits or claims."""
+        self.session = session
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO sessions(id, pid, host, heartbeat) VALUES (?, ?, ?, ?)",
+                (session, os.getpid(), socket.gethostname(), time.time()),
+            )
+
+    def heartbeat(self) -> None:
+        """The session is still alive (called every third of the lease)."""
+        if self.session:
+            with self._lock:
+                self._db.execute("UPDATE sessions SET heartbeat=? WHERE id=?", (time.time(), self.session))
+
+    def end_session(self) -> None:
+        """The session is gone: its unfinished jobs may be taken over by the next one at once."""
+        if self.session:
+            with self._lock:
+                self._db.execute("DELETE FROM sessions WHERE id=?", (self.session,))
+            self.session = ""
+
+    def claim(self, job_id: str, lease: float) -> bool:
+        """Make the job this session's unless another live session owns it (heartbeat within ``lease`` seconds, and
+        on this computer its process still running). Atomic across processes."""
+        with self._lock:
+            db = self._db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                row = db.execute(
+                    "SELECT s.id, s.pid, s.host, s.heartbeat FROM owners o JOIN sessions s ON s.id = o.session "
+                    "WHERE o.job_id=?",
+                    (job_id,),
+                ).fetchone()
+                if row is not None and row[0] != self.session and _alive(row[1], row[2], row[3], lease):
+                    db.execute("COMMIT")
+                    return False
+                db.execute("INSERT OR REPLACE INTO owners(job_id, session) VALUES (?, ?)", (job_id, self.session))
+                db.execute("COMMIT")
+                return True
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
 
     def unfinished_pipelines(self) -> list[str]:
         """The JSON of every pipeline with a stage that was not finished."""
@@ -223,6 +289,19 @@ class Journal:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
+
+
+def _alive(pid: int, host: str, heartbeat: float, lease: float) -> bool:
+    if time.time() - heartbeat > lease:
+        return False
+    if host == socket.gethostname():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False  # crashed or killed: its jobs are free now, not only after the lease
+        except PermissionError:
+            return True
+    return True
 
 
 def _load(data: str, request: str | None) -> Job:

@@ -25,6 +25,7 @@ from movie_director.runtime import (
 from movie_director.runtime.errors import InvalidRequestError
 from movie_director.runtime.journal import Journal
 from movie_director.runtime.pipeline import PipelineSpec, Stage
+from support import pump_until
 
 KEY = "sk-hostile-0123456789abcdef"
 
@@ -197,3 +198,30 @@ def test_a_failure_recording_a_new_job_fails_it_at_once(tmp_path: Path) -> None:
     finally:
         rt.stop()
     assert isinstance(sqlite3.sqlite_version, str)
+
+
+def test_a_second_session_does_not_take_over_a_live_sessions_jobs_until_it_is_gone(tmp_path: Path) -> None:
+    def session() -> Runtime:
+        rt = Runtime(output_root=tmp_path / "out", journal=tmp_path / "shared.db", lease=0.6)
+        rt.register_backend("local", local.factory, BackendConfig(name="local", concurrency=1))
+        return rt
+
+    first, second = session(), session()
+    try:
+        running = first.submit("local", "echo", {"text": "a", "steps": 40, "delay": 0.05})
+        queued = first.submit("local", "echo", {"text": "b"})
+        second.start()  # both sessions share the journal (the extension's user folder)
+        assert second.jobs() == []  # the first session is alive: nothing is taken over, nothing sent twice
+        assert running.wait(10).state is JobState.SUCCEEDED and queued.wait(10).state is JobState.SUCCEEDED
+        # A job of a session that goes away unfinished is taken over by the live one, within a lease.
+        hanging = first.submit("local", "echo", {"text": "c", "steps": 60, "delay": 0.05})
+        assert pump_until(first, lambda: hanging.status().state is JobState.RUNNING)
+        first.stop()  # Blender quits: the job stays unfinished in the journal, its owner gone
+        assert pump_until(second, lambda: second.handle(hanging.id) is not None, timeout=5)
+        taken = second.handle(hanging.id)
+        assert taken is not None and taken.wait(20).state is JobState.SUCCEEDED
+        history = [state for state, _, _ in second.journal.history(hanging.id)]  # type: ignore[union-attr]
+        assert history.count("queued") == 1  # taken over (resumed), not queued and sent again
+    finally:
+        first.stop()
+        second.stop()
