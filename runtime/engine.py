@@ -69,6 +69,7 @@ class Engine:
         self._records: dict[str, JobRecord] = {}
         self.scheduler = Scheduler(self._start_record)
         self.offline = OfflineQueue(self)
+        self._remote_cancels: set[asyncio.Task[None]] = set()
 
     @property
     def factories(self) -> dict[str, ClientFactory]:
@@ -83,6 +84,7 @@ class Engine:
         self.pool.forget()
         self.scheduler = Scheduler(self._start_record)
         self.offline = OfflineQueue(self)
+        self._remote_cancels: set[asyncio.Task[None]] = set()
 
     # --- clients (the pool's; kept here for the job paths that need them) --------------------------------------------
     def client(self, name: str) -> BackendClient:
@@ -175,7 +177,9 @@ class Engine:
         except asyncio.CancelledError:
             reason = rec.cancel_reason or STOPPED
             if client is not None and rec.cancel_reason is not None:
-                asyncio.get_running_loop().create_task(self._cancel_remote(client, job))
+                task = asyncio.get_running_loop().create_task(self._cancel_remote(client, job))
+                self._remote_cancels.add(task)
+                task.add_done_callback(self._remote_cancels.discard)
             self.finish(rec, JobState.CANCELLED, error=JobError.from_exception(JobCancelledError(reason)))
         except MovieDirectorError as exc:
             log.info("job %s failed: %s", job.id, exc)
@@ -310,10 +314,8 @@ class Engine:
                 tasks.append(rec.task)
         if tasks:
             await asyncio.wait(tasks, timeout=budget)
-        if cancel_remote:
-            pending = [t for t in asyncio.all_tasks() if t is not asyncio.current_task() and not t.done()]
-            if pending:
-                await asyncio.wait(pending, timeout=budget)
+        if cancel_remote and self._remote_cancels:  # the servers' "please stop" requests, not every task
+            await asyncio.wait(list(self._remote_cancels), timeout=budget)
 
     # --- waiting on the loop ----------------------------------------------------------------------------------------
     def wait_for(self, job_id: str) -> asyncio.Future[Job] | None:
