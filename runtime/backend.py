@@ -25,6 +25,9 @@ if TYPE_CHECKING:
     from .context import JobContext
 
 
+_SECRET_WORDS = ("key", "token", "secret", "password")
+
+
 class BackendConfig(BaseModel):
     """One backend's settings, as the preferences (or a script) give them. The key never shows in a repr."""
 
@@ -55,6 +58,14 @@ class BackendConfig(BaseModel):
 
     def key(self) -> str | None:
         return self.api_key.get_secret_value() if self.api_key else None
+
+    def secrets(self) -> list[str]:
+        """Every secret these settings hold: the key, and any option named like one (a token, a password)."""
+        found = [self.key() or ""]
+        for name, value in self.options.items():
+            if isinstance(value, str) and len(value) >= 8 and any(w in name.lower() for w in _SECRET_WORDS):
+                found.append(value)
+        return [s.strip() for s in found if s.strip()]
 
 
 class NetworkPolicy:

@@ -86,7 +86,8 @@ class Runtime(QueueControl):
             journal=open_journal(journal) if isinstance(journal, (str, Path)) else journal,
             offline_wait=offline_wait,
             cache=TtlCache(cache_dir),
-            adopted=self._add_handle,
+            # A handle made on the loop (a pipeline stage, a job taken over) joins the list on the home thread.
+            adopted=lambda handle: self.outbox.call(lambda: self._add_handle(handle)),
         )
 
     # --- shared settings (read by the loop) -------------------------------------------------------------------------
@@ -215,7 +216,8 @@ class Runtime(QueueControl):
         of any backend is a secret from now on: scrubbed from every message, log and journal entry."""
         if config.name not in self.engine.factories:
             raise InvalidRequestError(f"Unknown backend {config.name!r}")
-        register_secret(config.key())
+        for secret in config.secrets():
+            register_secret(secret)
         self.engine.configs[config.name] = config
         if self.running:
             self.loop_thread.call_soon(self.engine.reconfigure, config)
@@ -342,15 +344,14 @@ class Runtime(QueueControl):
             return 0
 
     def jobs(self) -> list[JobHandle]:
-        """Handles of recent jobs, oldest first."""
-        return list(self._handles.values())  # one C-level copy: safe while the loop thread adds stage handles
+        """Handles of recent jobs, oldest first (home thread only: the loop adds its own through the outbox)."""
+        return list(self._handles.values())
 
     def handle(self, job_id: str) -> JobHandle | None:
         return self._handles.get(job_id)
 
     def has_live_jobs(self) -> bool:
-        # list(): the loop thread may add a pipeline stage's handle meanwhile
-        return any(not h.done for h in list(self._handles.values())) or len(self.outbox) > 0
+        return any(not h.done for h in self._handles.values()) or len(self.outbox) > 0
 
     def forget(self, job_id: str) -> None:
         self._handles.pop(job_id, None)

@@ -84,7 +84,7 @@ class Engine:
         self.pool.forget()
         self.scheduler = Scheduler(self._start_record)
         self.offline = OfflineQueue(self)
-        self._remote_cancels: set[asyncio.Task[None]] = set()
+        self._remote_cancels = set()
 
     # --- clients (the pool's; kept here for the job paths that need them) --------------------------------------------
     def client(self, name: str) -> BackendClient:

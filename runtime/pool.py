@@ -79,7 +79,8 @@ class ClientPool:
         message = redact(message)
         if self.backend_states.get(name) == (state, message):
             return
-        self.backend_states[name] = (state, message)
+        # Copy on write: the home thread reads whichever whole dict is current, never one being changed.
+        self.backend_states = {**self.backend_states, name: (state, message)}
         self.outbox.notice(RuntimeEvent("backend_state", backend=name, state=state, message=message))
 
     async def health(self, name: str, timeout: float) -> HealthInfo:

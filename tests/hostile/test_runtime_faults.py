@@ -225,3 +225,15 @@ def test_a_second_session_does_not_take_over_a_live_sessions_jobs_until_it_is_go
     finally:
         first.stop()
         second.stop()
+
+
+def test_every_secret_a_backend_config_holds_is_registered() -> None:
+    from movie_director.runtime.errors import redact
+
+    config = BackendConfig(
+        name="x", api_key="sk-config-key-000111\n", options={"hf_token": "hf_secret_token_42", "mode": "fast"}
+    )
+    assert config.secrets() == ["sk-config-key-000111", "hf_secret_token_42"]
+    rt = Runtime()
+    rt.register_backend("x", local.factory, config)
+    assert redact("k=sk-config-key-000111 t=hf_secret_token_42 mode=fast") == "k=*** t=*** mode=fast"
