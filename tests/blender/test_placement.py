@@ -73,6 +73,12 @@ def test_a_failing_placer_is_reported_on_the_job(addon: ModuleType, placement: M
     assert handle.wait(10).state.value == "succeeded"
     assert "this Blender cannot read sound" in handle.placement_error
     assert any("this Blender cannot read sound" in line for line in handle.status().log)
+    from blender_support import LayoutRecorder
+
+    sidebar = importlib.import_module(".panels.sidebar", addon.__name__)
+    calls: list[tuple[str, str]] = []
+    sidebar.MOVIEDIR_PT_jobs.draw(type("P", (), {"layout": LayoutRecorder(calls)})(), bpy.context)
+    assert any(kind == "label" and "this Blender cannot read sound" in text for kind, text in calls)
 
 
 def test_an_unknown_placer_is_refused_when_asked(addon: ModuleType, placement: ModuleType) -> None:
