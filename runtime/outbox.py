@@ -2,8 +2,9 @@
 
 Plain Python: this module never imports bpy. The loop thread *posts* messages; whichever thread calls
 :meth:`Outbox.pump` (Blender's main thread through a ``bpy.app.timers`` function, or a headless script inside
-``JobHandle.wait``) delivers them. Every message is immutable and carries its own snapshot of the job, so the home
-thread never reads an object the loop mutates (Flamenco's ``MsgProgress``/``MsgDone`` are the model). The pump is
+``JobHandle.wait``) delivers them. Every message is immutable (a typed named tuple: cheap to make and to free, which
+matters at thousands a second) and carries its own snapshot of the job, so the home thread never reads an object the
+loop mutates (Flamenco's ``MsgProgress``/``MsgDone`` are the model). The pump is
 bounded by a time budget, keeps only the newest progress per job within one drain, and never raises into its caller.
 """
 
@@ -14,7 +15,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from .jobs import Job
@@ -48,44 +49,38 @@ class RuntimeEvent:
     job: Job | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Progressed:
+class Progressed(NamedTuple):
     """Progress or state changed; coalesced to the newest per job within one drain."""
 
     to: Receiver
     job: Job
 
 
-@dataclass(frozen=True, slots=True)
-class Finished:
+class Finished(NamedTuple):
     """The job is terminal; ``job`` is its final snapshot. Supersedes any progress before it."""
 
     to: Receiver
     job: Job
 
 
-@dataclass(frozen=True, slots=True)
-class Logged:
+class Logged(NamedTuple):
     to: Receiver
     job: Job
     line: str
 
 
-@dataclass(frozen=True, slots=True)
-class Streamed:
+class Streamed(NamedTuple):
     """A piece of streamed text: never coalesced, every delta reaches ``on_text`` callbacks in order."""
 
     to: Receiver
     delta: str
 
 
-@dataclass(frozen=True, slots=True)
-class Noticed:
+class Noticed(NamedTuple):
     event: RuntimeEvent
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """Run ``fn`` on the pumping thread (a pipeline's snapshot, a replayed callback)."""
 
     fn: Callable[[], Any]
@@ -128,28 +123,30 @@ class Outbox:
         n = 0
         try:
             while q:
-                msg = popleft()
+                msg: Any = popleft()  # dispatched on its exact type below
                 n += 1
                 kind = type(msg)
                 if kind is Progressed:
-                    progress[msg.to] = msg.job  # type: ignore[union-attr]
+                    progress[msg[0]] = msg[1]
                     continue
                 if kind is Finished:
-                    progress.pop(msg.to, None)  # type: ignore[union-attr]  # the final snapshot supersedes it
-                    msg.to.deliver_done(msg.job)  # type: ignore[union-attr]
+                    target = msg[0]
+                    if progress:
+                        progress.pop(target, None)  # the final snapshot supersedes it
+                    target.deliver_done(msg[1])
                 elif kind is Noticed:
-                    self._deliver_notice(msg.event)  # type: ignore[union-attr]
+                    self._deliver_notice(msg[0])
                 elif kind is Call:
-                    self._guard(msg.fn)  # type: ignore[union-attr]
+                    self._guard(msg[0])
                 else:
-                    target = msg.to  # type: ignore[union-attr]
-                    pending = progress.pop(target, None)
+                    target = msg[0]
+                    pending = progress.pop(target, None) if progress else None
                     if pending is not None:  # keep the order: progress before this log line or text
                         target.deliver_progress(pending)
                     if kind is Logged:
-                        target.deliver_log(msg.job, msg.line)  # type: ignore[union-attr]
+                        target.deliver_log(msg[1], msg[2])
                     else:
-                        target.deliver_text(msg.delta)  # type: ignore[union-attr]
+                        target.deliver_text(msg[1])
                 if not n & 31 and time.perf_counter() > end:
                     break
         except IndexError:  # another thread pumped the last message concurrently
