@@ -174,3 +174,20 @@ def test_runtime_has_no_circle_and_the_bridge_knows_no_feature() -> None:
 def test_runtime_modules_stay_small() -> None:
     sizes = {p.name: len(p.read_text().splitlines()) for p in (REPO / "runtime").glob("*.py")}
     assert {name: n for name, n in sizes.items() if n > MAX_RUNTIME_LINES} == {}
+
+
+def test_the_console_api_exports_everything_the_readme_shows() -> None:
+    import re
+
+    tree = ast.parse((REPO / "api.py").read_text())
+    exported = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "__all__" for t in node.targets)
+    )
+    shown = set(re.findall(r"\bapi\.([a-z_][a-z_0-9]*)\(", (REPO / "README.md").read_text()))
+    assert shown and shown <= set(exported), sorted(shown - set(exported))
+    defined = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert {name for name in exported if name[0].islower()} <= defined
+    private = [n.attr for n in ast.walk(tree) if isinstance(n, ast.Attribute) and n.attr.startswith("_")]
+    assert [a for a in private if not a.startswith("__")] == []  # delegates to public functions only
