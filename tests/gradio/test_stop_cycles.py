@@ -1,5 +1,6 @@
 """Stopping the runtime while a Gradio job runs closes every client in parallel within the stop budget: twenty
-start/stop cycles, each with a job running on a real Gradio app, leave no ``md-gradio-*`` thread behind."""
+start/stop cycles, each with a job running on a real Gradio app, leave no ``md-gradio-*`` thread behind (each is gone
+within a bound after stop() returns)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,13 @@ from movie_director.runtime import BackendConfig, JobState, Runtime
 from support import pump_until
 
 
-def gradio_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("md-gradio-")]
+def gradio_threads(within: float = 0.0) -> list[str]:
+    """The runner threads still alive, after giving each up to ``within`` seconds to end (a closed pool's idle
+    worker may still be on its way out when a loaded machine returns from stop())."""
+    threads = [t for t in threading.enumerate() if t.name.startswith("md-gradio-")]
+    for thread in threads:
+        thread.join(within)
+    return [t.name for t in threads if t.is_alive()]
 
 
 def test_twenty_start_stop_cycles_with_a_running_gradio_job_leave_no_thread(
@@ -31,4 +37,4 @@ def test_twenty_start_stop_cycles_with_a_running_gradio_job_leave_no_thread(
         rt.stop(timeout=1.0)
         assert not rt.running
         assert handle.wait(5).state is JobState.CANCELLED and other.wait(5).state is JobState.CANCELLED
-        assert gradio_threads() == [], f"cycle {cycle}: {gradio_threads()}"
+        assert gradio_threads(within=5.0) == [], f"cycle {cycle}: {gradio_threads()}"
