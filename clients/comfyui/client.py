@@ -40,7 +40,7 @@ from ...runtime.jobs import Job, JobOutputs, JobState, OutputFile
 from ...runtime.retry import NO_RETRY, call_with_retry
 from ..http import HttpBackendClient, download_to, guess_media_type, safe_path
 from .connection import ServerConnection
-from .models import MODEL_KINDS, last_choices, missing_phrase, model_lists, remember_choice
+from .models import MODEL_KINDS, last_choices, model_lists, remember_choice
 from .outputs import plan_outputs
 from .protocol import (
     FileRef,
@@ -51,6 +51,7 @@ from .protocol import (
     parse_body,
     parse_history,
 )
+from .templates.requirements import missing_in_workflow
 from .templates.schema import is_output_type
 from .tracking import Outcome, PromptTracker
 
@@ -62,8 +63,6 @@ log = logging.getLogger(__name__)
 NAME = "comfyui"
 #: How long one server may stay skipped after it failed to answer before it is probed again.
 DOWN_FOR = 15.0
-#: Inputs that name an uploaded file rather than a model: not checked against the server's lists in preflight.
-_FILE_INPUTS = {"image", "audio", "video", "upload", "file"}
 
 
 class ComfyRequest(BaseModel):
@@ -80,30 +79,6 @@ class ComfyRequest(BaseModel):
     #: ComfyUI's mask editor does through ``/upload/mask``; LoadImage's MASK output is then the area to repaint.
     masks: dict[str, str] = Field(default_factory=dict)
     title: str = ""
-
-
-def missing_requirements(workflow: dict[str, Any], object_info: dict[str, Any]) -> list[str]:
-    """Node types and model files a workflow needs that the server does not have, as readable phrases."""
-    missing: list[str] = []
-    for node_id, node in workflow.items():
-        if not isinstance(node, dict):
-            continue
-        kind = str(node.get("class_type", ""))
-        info = object_info.get(kind)
-        if info is None:
-            missing.append(f"node type {kind} (node {node_id})")
-            continue
-        specs = {**info.get("input", {}).get("required", {}), **info.get("input", {}).get("optional", {})}
-        for name, value in (node.get("inputs") or {}).items():
-            spec = specs.get(name)
-            if not isinstance(value, str) or not isinstance(spec, list) or not spec or not isinstance(spec[0], list):
-                continue
-            options = spec[1] if len(spec) > 1 and isinstance(spec[1], dict) else {}
-            if name in _FILE_INPUTS or options.get("image_upload") or options.get("audio_upload"):
-                continue
-            if value not in spec[0]:
-                missing.append(missing_phrase(kind, name, value, spec[0]))
-    return missing
 
 
 class ComfyClient(HttpBackendClient):
@@ -345,10 +320,10 @@ class ComfyClient(HttpBackendClient):
         await self.preflight(conn)
         workflow, values = await self.build_workflow(req, conn, ctx)
         assert conn.object_info is not None
-        missing = missing_requirements(workflow, conn.object_info)
+        missing = missing_in_workflow(workflow, conn.object_info)
         if missing:  # the catalogue may be stale (models added since): look once more before refusing
             await self.preflight(conn, refresh=True)
-            missing = missing_requirements(workflow, conn.object_info or {})
+            missing = missing_in_workflow(workflow, conn.object_info or {})
         if missing:
             raise InvalidRequestError(
                 f"{conn.url} lacks what this workflow needs: {'; '.join(missing)}",

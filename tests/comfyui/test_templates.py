@@ -651,19 +651,21 @@ def test_missing_requirements_names_node_types_and_model_files(tmp_path: Path) -
     catalog.add(Template(id="adv", workflow=workflow))
     assert catalog.missing_requirements("adv", info) == [
         "node type KSamplerAdvanced",
-        "model emulator-xl.safetensors for CheckpointLoaderSimple.ckpt_name",
+        "checkpoint emulator-xl.safetensors for CheckpointLoaderSimple.ckpt_name (the server has: sd15.safetensors;"
+        " checkpoints go in ComfyUI's models/checkpoints folder)",  # one rule with the client's: what it has
     ]
     workflow = api_workflow()
     workflow["3"]["inputs"]["sampler_name"] = "heun"
     assert missing_requirements(Template(id="heun", workflow=workflow), object_info()) == [
-        "value 'heun' for KSampler.sampler_name"
+        "sampler heun for KSampler.sampler_name (the server has: euler, euler_ancestral, dpmpp_2m)"
     ]
 
     (tmp_path / "ui.json").write_text(json.dumps(_with_active_invert()))
     catalog.add_folder(tmp_path)
     assert catalog.missing_requirements("ui", object_info(drop=("ImageInvert",))) == ["node type ImageInvert"]
     assert catalog.missing_requirements("ui", object_info(checkpoints=["other.ckpt"])) == [
-        "model emulator-v1.safetensors for CheckpointLoaderSimple.ckpt_name"
+        "checkpoint emulator-v1.safetensors for CheckpointLoaderSimple.ckpt_name (the server has: other.ckpt;"
+        " checkpoints go in ComfyUI's models/checkpoints folder)"
     ]
 
 

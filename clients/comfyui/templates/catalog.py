@@ -29,14 +29,13 @@ from pydantic import ValidationError
 from ....runtime.errors import InvalidRequestError, MovieDirectorError, NotFoundError
 from ..models import MODEL_KINDS, kind_choices
 from .convert import (
-    allowed_values,
     guess_category,
     infer_params,
-    input_specs,
     is_api_workflow,
     ui_to_api,
 )
-from .schema import BACKEND, Template, is_model_file
+from .requirements import missing_in_workflow
+from .schema import BACKEND, Template
 from .ui_graph import is_ui_workflow, ui_node_types
 
 log = logging.getLogger(__name__)
@@ -165,21 +164,9 @@ def missing_requirements(template: Template, object_info: ObjectInfo) -> list[st
         kind = MODEL_KINDS.get(str(param.kind)) if param.type == "model" else None
         if kind is not None and kind.node in object_info and not kind_choices(object_info, kind):
             found.append(f"a {kind.noun} for {param.name} (none in {kind.where})")
-    for nid, node in template.workflow.items():
-        class_type = str(node["class_type"])
-        info = object_info.get(class_type)
-        if info is None:
-            found.append(f"node type {class_type}")
-            continue
-        specs = dict(input_specs(info))
-        for name, value in (node.get("inputs") or {}).items():
-            allowed = allowed_values(specs[name]) if name in specs else None
-            if allowed is None or (nid, name) in per_job or isinstance(value, list) or value in allowed:
-                continue
-            if is_model_file(value) or value in template.required_models.get(class_type, []):
-                found.append(f"model {value} for {class_type}.{name}")
-            else:
-                found.append(f"value {value!r} for {class_type}.{name}")
+    found += missing_in_workflow(
+        template.workflow, object_info, per_job=per_job, required_models=template.required_models
+    )
     return list(dict.fromkeys(found))
 
 
