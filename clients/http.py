@@ -14,29 +14,125 @@ import json
 import os
 import re
 import tempfile
+import threading
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
 from ..runtime.backend import BackendClient, BackendConfig, NetworkPolicy
 from ..runtime.errors import (
+    AuthenticationError,
     BackendUnavailableError,
     MovieDirectorError,
     ProtocolError,
     RequestTimeoutError,
     error_for_status,
+    excerpt,
+    local_write_error,
     redact,
 )
 from ..runtime.retry import RetryPolicy, call_with_retry
+from ..runtime.urls import same_origin
 
 #: Largest JSON body we accept from any server (object_info of a big ComfyUI install is a few MB).
 MAX_JSON_BYTES = 64 * 1024 * 1024
 #: Largest file we download (a long 4K video).
 MAX_DOWNLOAD_BYTES = 8 * 1024 * 1024 * 1024
+#: Largest total one job may download, all its files together (read at call time, so a test may lower it).
+MAX_JOB_BYTES = 16 * 1024 * 1024 * 1024
 CHUNK = 256 * 1024
+#: Longest wait for a connection to a server.
+CONNECT_TIMEOUT = 10.0
+#: Longest silence before an answer starts (the first-byte deadline) or between two pieces of it, for every request
+#: that does not ask for longer (a server that computes before answering passes its own).
+READ_TIMEOUT = 60.0
+#: Prefix of a download's temporary file; :func:`remove_partials` sweeps leftovers of a killed process.
+PART_PREFIX = ".part-"
+#: Statuses that say the server did not act on a request, so even a non-idempotent one may be sent again.
+NOT_PROCESSED = frozenset({408, 429, 503})
+
+#: Failures that prove a request never reached the server (nothing to fear from sending it again).
+_NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
+
+Middleware = Callable[[aiohttp.ClientRequest, Any], Awaitable[aiohttp.ClientResponse]]
+
+
+def hop_guard(server: str, network: NetworkPolicy, backend: str) -> Middleware:
+    """An aiohttp middleware that checks *every* request a session sends, redirect hops included (aiohttp runs
+    middlewares per hop): it must go to ``server``'s own origin and be allowed by the online-access policy. A client
+    talks only to the server it was configured with; a redirect elsewhere is refused before connecting, so nothing
+    (a key, a body to save as an output) ever comes from or goes to another host."""
+
+    async def guard(request: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
+        url = str(request.url)
+        if not same_origin(url, server):
+            other = urlsplit(url).netloc or url
+            raise ProtocolError(
+                f"{server} sent Movie Director to another server ({redact(other)}); refused",
+                backend=backend,
+                hint="Movie Director only talks to the server set in its preferences: set that server's own "
+                "address there if it has moved.",
+            )
+        network.check(url, backend)
+        response: aiohttp.ClientResponse = await handler(request)
+        return response
+
+    return guard
+
+
+def guarded_session(
+    server: str,
+    network: NetworkPolicy,
+    backend: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    base: bool = True,
+    read_timeout: float | None = READ_TIMEOUT,
+) -> aiohttp.ClientSession:
+    """The one way we open an aiohttp session: pooled, bounded connect and first-byte deadlines, and
+    :func:`hop_guard` on every request. ``base`` makes paths relative to ``server``."""
+    network.check(server, backend)
+    return aiohttp.ClientSession(
+        base_url=server.rstrip("/") + "/" if base else None,
+        connector=aiohttp.TCPConnector(limit=32, limit_per_host=16),
+        headers=dict(headers or {}),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=read_timeout),
+        raise_for_status=False,
+        middlewares=(hop_guard(server, network, backend),),
+    )
+
+
+def clean_key(key: str | None, backend: str) -> str | None:
+    """An API key fit for an HTTP header: surrounding whitespace (a pasted newline) removed; a key with characters
+    a header cannot carry is refused here, as a bad key, instead of as a confusing error from the HTTP library."""
+    if key is None:
+        return None
+    key = key.strip()
+    if not key:
+        return None
+    bad = next((ch for ch in key if not (" " <= ch <= "~")), None)
+    if bad is not None:
+        what = "a line break" if bad in "\r\n" else "a control character" if ord(bad) < 32 else "a non-ASCII character"
+        raise AuthenticationError(
+            f"The API key contains {what}, which an HTTP header cannot carry",
+            backend=backend,
+            hint="Paste the key again in the Movie Director preferences (only the key itself).",
+        )
+    return key
+
+
+def loads(body: bytes | str, *, what: str, backend: str) -> Any:
+    """``json.loads`` for anything a server sent: text that is not JSON, or JSON nested so deeply that Python's
+    parser gives up (a ``RecursionError``), is a :class:`ProtocolError` naming ``what``."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        why = "nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+        raise ProtocolError(f"{what} is {why}", backend=backend) from None
 
 
 def error_from_exception(exc: BaseException, url: str, *, backend: str) -> MovieDirectorError:
@@ -44,6 +140,12 @@ def error_from_exception(exc: BaseException, url: str, *, backend: str) -> Movie
     hosts; anything else is a protocol error. The exception's text is redacted (it may hold a URL with a key)."""
     if isinstance(exc, MovieDirectorError):
         return exc
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return BackendUnavailableError(
+            f"{url} did not accept a connection within {CONNECT_TIMEOUT:g} s", backend=backend
+        )
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return RequestTimeoutError(f"{url} stopped answering (nothing received in time)", backend=backend)
     if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
         return RequestTimeoutError(f"{url} did not answer in time", backend=backend)
     if isinstance(exc, aiohttp.ClientResponseError):
@@ -63,22 +165,16 @@ class HttpBackendClient(BackendClient):
 
     def headers(self) -> dict[str, str]:
         """Headers for every request; the API key goes here and nowhere else."""
-        key = self.config.key()
+        key = clean_key(self.config.key(), self.name)
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def session(self, base_url: str) -> aiohttp.ClientSession:
-        """The pooled session for ``base_url`` (created on first use, on the running loop)."""
+        """The pooled session for ``base_url`` (created on first use, on the running loop); every request it sends,
+        redirect hops included, stays on that server (:func:`hop_guard`)."""
         self.network.check(base_url, self.name)
         session = self._sessions.get(base_url)
         if session is None or session.closed:
-            connector = aiohttp.TCPConnector(limit=32, limit_per_host=16, enable_cleanup_closed=False)
-            session = aiohttp.ClientSession(
-                base_url=base_url + "/",
-                connector=connector,
-                headers=self.headers(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=None),
-                raise_for_status=False,
-            )
+            session = guarded_session(base_url, self.network, self.name, headers=self.headers())
             self._sessions[base_url] = session
         return session
 
@@ -103,35 +199,48 @@ class HttpBackendClient(BackendClient):
         deadline: float | None = None,
         expect_json: bool = True,
         max_bytes: int = MAX_JSON_BYTES,
+        read_timeout: float | None = READ_TIMEOUT,
+        idempotent: bool | None = None,
     ) -> Any:
         """One HTTP call with retries and a total deadline. Returns parsed JSON (or bytes with ``expect_json=False``).
 
         Error statuses become the shared error hierarchy; the server's own message is kept in the error. ``data``
         may be a callable that builds the body afresh for every attempt (a streamed upload cannot be replayed).
+        ``read_timeout`` bounds the wait for the answer's first byte (and any silence after it).
+
+        A request that is not idempotent (``POST``/``PATCH`` unless the caller says otherwise) is sent again only
+        when the failure proves the server did not act on it: no connection was made, or it answered 408, 429 or
+        503. An answer lost after the request went out is never "retried" into running the work twice.
         """
         policy = retry or self.config.retry
+        if idempotent is None:
+            idempotent = method.upper() not in ("POST", "PATCH")
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=read_timeout)
 
         async def once() -> Any:
             body = data() if callable(data) else data
             try:
                 async with self.session(base_url).request(
-                    method, path.lstrip("/"), json=json_body, data=body, params=params
+                    method, path.lstrip("/"), json=json_body, data=body, params=params, timeout=timeout
                 ) as resp:
                     body = await read_limited(resp, max_bytes, self.name)
                     if resp.status >= 400:
-                        raise self.status_error(resp.status, body, resp.headers)
+                        error = self.status_error(resp.status, body, resp.headers)
+                        if not idempotent and resp.status not in NOT_PROCESSED:
+                            error.retryable = False
+                        raise error
                     if not expect_json:
                         return body
                     if not body:
                         return None
-                    try:
-                        return json.loads(body)
-                    except ValueError as exc:
-                        raise ProtocolError(f"{path} answered with text that is not JSON", backend=self.name) from exc
+                    return loads(body, what=f"The answer to {path}", backend=self.name)
             except MovieDirectorError:
                 raise
             except Exception as exc:
-                raise self._error_from_exception(exc, base_url) from exc
+                error = self._error_from_exception(exc, base_url)
+                if not idempotent and error.retryable and not isinstance(exc, _NOT_SENT):
+                    error.retryable = False  # it may have arrived: sending it again could do the work twice
+                raise error from exc
 
         return await call_with_retry(once, policy, backend=self.name, deadline=deadline)
 
@@ -140,8 +249,8 @@ class HttpBackendClient(BackendClient):
         message = f"the server answered {status}"
         details: dict[str, Any] = {}
         try:
-            parsed = json.loads(body) if body else None
-        except ValueError:
+            parsed = loads(body, what="", backend=self.name) if body else None
+        except ProtocolError:
             parsed = None
         if isinstance(parsed, dict):
             details = parsed
@@ -151,7 +260,7 @@ class HttpBackendClient(BackendClient):
             elif isinstance(err, str):
                 message = err
         elif body:
-            message = body[:200].decode("utf-8", "replace")
+            message = excerpt(body, 200)  # redact first, then cut: a key cut in half would survive the other order
         return error_for_status(status, message, backend=self.name, headers=dict(headers), details=details)
 
 
@@ -227,37 +336,125 @@ def unique_path(path: Path) -> Path:
     raise ProtocolError(f"Too many files named like {path.name}")
 
 
+class _JobBytes:
+    """Bytes being downloaded into each job folder right now (in this process), for the per-job total cap."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inflight: dict[Path, int] = {}
+
+    def add(self, folder: Path, size: int) -> int:
+        """Count ``size`` more bytes for ``folder``; returns the folder's in-flight total."""
+        with self._lock:
+            total = self._inflight.get(folder, 0) + size
+            if total:
+                self._inflight[folder] = total
+            else:
+                self._inflight.pop(folder, None)
+            return total
+
+
+_JOB_BYTES = _JobBytes()
+
+
+def folder_bytes(folder: Path) -> int:
+    """Bytes of the finished files in a job folder (partial downloads are counted while they run, not here)."""
+    total = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(PART_PREFIX):
+                    continue
+                try:
+                    if entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+    except OSError:
+        return 0
+    return total
+
+
+def remove_partials(folder: str | Path) -> int:
+    """Delete leftover ``.part-*`` files in a job folder (a download killed with its process); returns how many.
+
+    The runtime calls this when a job resumes and when it ends; a running download removes its own on any error.
+    """
+    removed = 0
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if entry.name.startswith(PART_PREFIX) and entry.is_file(follow_symlinks=False):
+                    try:
+                        os.unlink(entry.path)
+                        removed += 1
+                    except OSError:
+                        pass
+    except OSError:
+        pass
+    return removed
+
+
 async def download_to(
     resp: aiohttp.ClientResponse,
     target: Path,
     *,
     backend: str,
     max_bytes: int = MAX_DOWNLOAD_BYTES,
+    max_job_bytes: int | None = None,
 ) -> tuple[int, str]:
     """Stream a response to ``target`` through a temporary file in the same folder, renamed into place only when
-    complete (and of the announced size). Returns ``(size, sha256)``."""
+    complete (and of the announced size). Returns ``(size, sha256)``.
+
+    Two caps: ``max_bytes`` for this file, and ``max_job_bytes`` (default :data:`MAX_JOB_BYTES`) for everything in
+    the target folder, which is one job's folder: its finished files plus every download into it in flight. Writing
+    errors on this computer (a full disk) are an :class:`OutputFolderError`, never "cannot reach the server", and
+    are not retried."""
+    folder = target.parent
+    job_cap = MAX_JOB_BYTES if max_job_bytes is None else max_job_bytes
     expected = resp.content_length
     if expected is not None and expected > max_bytes:
         raise ProtocolError(f"The file is too large ({expected} bytes)", backend=backend)
+    already = folder_bytes(folder)
     digest = hashlib.sha256()
-    size = 0
-    fd, tmp_name = tempfile.mkstemp(prefix=".part-", dir=target.parent)
+    size = counted = 0
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=PART_PREFIX, dir=folder)
+    except OSError as exc:
+        raise local_write_error(exc, str(folder), backend=backend) from None
     try:
         with os.fdopen(fd, "wb") as fh:
             async for chunk in resp.content.iter_chunked(CHUNK):
                 size += len(chunk)
                 if size > max_bytes:
                     raise ProtocolError(f"The file is larger than the {max_bytes}-byte limit", backend=backend)
+                counted += len(chunk)
+                if already + _JOB_BYTES.add(folder, len(chunk)) > job_cap:
+                    raise ProtocolError(
+                        f"The job's files together are larger than its {job_cap}-byte limit", backend=backend
+                    )
                 digest.update(chunk)
-                fh.write(chunk)
+                try:
+                    fh.write(chunk)
+                except OSError as exc:
+                    raise local_write_error(exc, str(folder), backend=backend) from None
+            try:
+                fh.flush()
+            except OSError as exc:
+                raise local_write_error(exc, str(folder), backend=backend) from None
         if expected is not None and size != expected:
             raise BackendUnavailableError(
                 f"The download of {target.name} was cut off ({size} of {expected} bytes)", backend=backend
             )
-        os.replace(tmp_name, target)
+        try:
+            os.replace(tmp_name, target)
+        except OSError as exc:
+            raise local_write_error(exc, str(folder), backend=backend) from None
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+    finally:
+        _JOB_BYTES.add(folder, -counted)
     return size, digest.hexdigest()
 
 

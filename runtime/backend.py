@@ -48,6 +48,16 @@ class BackendConfig(BaseModel):
             value = [u for u in value.replace(",", " ").split() if u]
         return tuple(validate_url(u) for u in value)
 
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _strip_key(cls, value: Any) -> Any:
+        """A key pasted with a newline or spaces around it is the key without them."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            return value.strip() or None
+        return value
+
     @property
     def url(self) -> str:
         if not self.urls:

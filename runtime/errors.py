@@ -9,7 +9,9 @@ exception that ends up in a log, a report or the sidebar.
 from __future__ import annotations
 
 import email.utils
+import errno
 import math
+import os.path
 import threading
 import time
 from collections.abc import Mapping
@@ -31,6 +33,7 @@ class ErrorCode(StrEnum):
     JOB_FAILED = "job_failed"
     CANCELLED = "cancelled"
     OFFLINE = "online_access_disabled"
+    STORAGE = "output_folder"
     INTERNAL = "internal_error"
 
 
@@ -49,21 +52,47 @@ def register_secret(secret: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    """Return ``text`` with every registered secret replaced by ``***``."""
+    """Return ``text`` with every registered secret replaced by ``***``.
+
+    The one home of redaction: clients, the runtime's job logs, progress text and the journal all call this (or
+    :func:`redact_data` / :func:`excerpt`)."""
     for secret in _secrets:
         if secret in text:
             text = text.replace(secret, REDACTED)
     return text
 
 
-def _redact_value(value: Any) -> Any:
+def excerpt(text: str | bytes, limit: int = 200) -> str:
+    """The first ``limit`` characters of ``text`` *after* redaction (a key cut in half by the limit would survive
+    a redaction done afterwards). Bytes are decoded as UTF-8 with replacement."""
+    if isinstance(text, bytes):
+        text = text[: max(limit, 0) * 4 + 4096].decode("utf-8", "replace")  # bounded, and long enough for a key
+    text = redact(text)
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"
+
+
+#: Structure kept from server data in an error's details: deeper levels and longer containers are summarised, so
+#: an answer nested 300 deep can neither overflow the stack nor stop the journal from recording the error.
+MAX_DETAIL_DEPTH = 12
+MAX_DETAIL_ITEMS = 200
+MAX_DETAIL_TEXT = 4000
+
+
+def redact_data(value: Any, _depth: int = 0) -> Any:
+    """Plain data with every secret scrubbed from every string (keys too), bounded in depth, length and text size;
+    what is not plain data becomes its (redacted) ``repr``."""
     if isinstance(value, str):
-        return redact(value)
+        return redact(value)[:MAX_DETAIL_TEXT]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if _depth >= MAX_DETAIL_DEPTH:
+        return "…(nested too deeply)"
     if isinstance(value, Mapping):
-        return {redact(str(k)): _redact_value(v) for k, v in value.items()}
+        items = list(value.items())[:MAX_DETAIL_ITEMS]
+        return {redact(str(k))[:200]: redact_data(v, _depth + 1) for k, v in items}
     if isinstance(value, (list, tuple)):
-        return [_redact_value(v) for v in value]
-    return value
+        return [redact_data(v, _depth + 1) for v in list(value)[:MAX_DETAIL_ITEMS]]
+    return redact(repr(value))[:MAX_DETAIL_TEXT]
 
 
 class MovieDirectorError(Exception):
@@ -86,7 +115,7 @@ class MovieDirectorError(Exception):
         self.message = redact(message)
         self.backend = backend
         self.status = status
-        self.details: dict[str, Any] = _redact_value(dict(details or {}))
+        self.details: dict[str, Any] = redact_data(dict(details or {}))
         if hint is not None:
             self.hint = redact(hint)
         if retryable is not None:
@@ -94,10 +123,16 @@ class MovieDirectorError(Exception):
         super().__init__(self.message)
 
     def __str__(self) -> str:
+        """``backend: message (HTTP status). Hint.`` The message is quoted as it is: a full stop is added only when
+        it does not already end a sentence, and nothing in it is ever rewritten."""
         where = f"{self.backend}: " if self.backend else ""
-        status = f" (HTTP {self.status})" if self.status else ""
+        text = self.message.rstrip()
+        if self.status:
+            text = f"{text} (HTTP {self.status})"
+        if text and not text.endswith((".", "!", "?", "…")):
+            text += "."
         hint = f" {self.hint}" if self.hint else ""
-        return f"{where}{self.message}{status}.{hint}".replace("..", ".")
+        return f"{where}{text}{hint}"
 
     def __repr__(self) -> str:
         return (
@@ -173,6 +208,14 @@ class OnlineAccessError(MovieDirectorError):
     )
 
 
+class OutputFolderError(MovieDirectorError):
+    """Writing on this computer failed (full disk, no permission): not the server's fault, and retrying the same
+    job does not help until the user acts."""
+
+    code = ErrorCode.STORAGE
+    hint = "Free some space there, or choose another output folder in the Movie Director preferences."
+
+
 class JobFailedError(MovieDirectorError):
     code = ErrorCode.JOB_FAILED
 
@@ -194,10 +237,47 @@ _BY_CODE: dict[str, type[MovieDirectorError]] = {
         ServerError,
         ProtocolError,
         OnlineAccessError,
+        OutputFolderError,
         JobFailedError,
         JobCancelledError,
     )
 }
+
+#: errno values that mean "the disk (or the user's quota) is full".
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _is_full(exc: OSError) -> bool:
+    return exc.errno in _FULL
+
+
+def local_write_error(exc: OSError, folder: str, *, backend: str = "") -> MovieDirectorError:
+    """An OSError raised while *we* wrote into ``folder`` (never retryable: it is this computer, not the server)."""
+    if _is_full(exc):
+        return OutputFolderError(f"The output folder {folder} is full", backend=backend, retryable=False)
+    reason = exc.strerror or type(exc).__name__
+    return OutputFolderError(
+        f"Cannot write into the output folder {folder}: {reason}", backend=backend, retryable=False
+    )
+
+
+def error_from_exception(exc: BaseException, *, backend: str = "") -> MovieDirectorError:
+    """Any exception as a MovieDirectorError: ours pass through; a missing or unreadable local file is an invalid
+    request naming the file, a full disk an :class:`OutputFolderError`; anything else an internal error."""
+    if isinstance(exc, MovieDirectorError):
+        return exc
+    if isinstance(exc, OSError) and exc.filename is not None and not isinstance(exc, ConnectionError):
+        name = str(exc.filename)
+        if _is_full(exc):
+            return local_write_error(exc, os.path.dirname(name) or name, backend=backend)
+        if isinstance(exc, FileNotFoundError):
+            return InvalidRequestError(f"The file {name} does not exist", backend=backend, hint="Choose another file.")
+        if isinstance(exc, (PermissionError, IsADirectoryError, NotADirectoryError)):
+            reason = exc.strerror or type(exc).__name__
+            return InvalidRequestError(f"Cannot read {name}: {reason}", backend=backend, hint="Choose another file.")
+    if isinstance(exc, OSError) and _is_full(exc):
+        return OutputFolderError("The disk is full", backend=backend, retryable=False)
+    return MovieDirectorError(f"Unexpected error: {type(exc).__name__}: {exc}", backend=backend)
 
 
 def error_class_for_code(code: str) -> type[MovieDirectorError]:

@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .errors import MovieDirectorError
+from .errors import MovieDirectorError, error_from_exception
 from .placement import Placement
 
 
@@ -95,9 +95,7 @@ class JobError(BaseModel):
 
     @classmethod
     def from_exception(cls, exc: BaseException) -> JobError:
-        if isinstance(exc, MovieDirectorError):
-            return cls.model_validate(exc.to_dict())
-        return cls(code="internal_error", message=f"Unexpected error: {type(exc).__name__}: {exc}")
+        return cls.model_validate(error_from_exception(exc).to_dict())
 
 
 def new_job_id() -> str:

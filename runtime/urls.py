@@ -23,14 +23,43 @@ def validate_url(url: str) -> str:
 
 
 def is_loopback(url: str) -> bool:
-    """True for localhost and the loopback ranges, which never need Blender's online access."""
+    """True for localhost, the loopback ranges and the unspecified addresses ``0.0.0.0``/``::`` (connecting to
+    those reaches this computer, and servers print them as their address), which never need online access.
+
+    The one test of "this computer" that every check uses: the online-access policy, each redirect hop, downloads.
+    """
     host = (urlsplit(url).hostname or "").lower()
     if host in ("localhost", "localhost.localdomain") or host.endswith(".localhost"):
         return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    return address.is_loopback or address.is_unspecified
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_SCHEMES = {"ws": "http", "wss": "https"}
+
+
+def origin(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of a URL, a websocket counted as the HTTP(S) server it upgrades from.
+
+    >>> origin("ws://LOCALHOST:8188/ws") == origin("http://localhost:8188/")
+    True
+    """
+    parts = urlsplit(url)
+    scheme = _SCHEMES.get(parts.scheme.lower(), parts.scheme.lower())
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    return scheme, (parts.hostname or "").lower(), port or _DEFAULT_PORTS.get(scheme, 0)
+
+
+def same_origin(url: str, other: str) -> bool:
+    """Whether two URLs name the same server (scheme, host and port)."""
+    return origin(url) == origin(other)
 
 
 def split_urls(text: str) -> tuple[str, ...]:
