@@ -13,8 +13,9 @@ Code running on the runtime's loop (a later "direct a scene" pipeline) uses the 
 ``client = runtime.client("llm")`` (loop thread only), then ``stream_chat``, ``complete`` and ``structured``.
 
 Options (``BackendConfig.options``): ``model`` (default model; empty = the server's first), ``idle_timeout`` (s,
-default 60), ``context_window`` (tokens, default 32768), ``max_tokens`` (default 4096). The whole answer is bounded
-by ``BackendConfig.timeout``.
+default 60: the longest silence of a streamed answer, before its first piece too), ``first_byte_timeout`` (s,
+default 120: the longest wait for a whole, non-streamed answer), ``context_window`` (tokens, default 32768),
+``max_tokens`` (default 4096). The whole answer is bounded by ``BackendConfig.timeout``.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ...runtime.backend import BackendConfig, HealthInfo, NetworkPolicy
-from ...runtime.errors import InvalidRequestError, JobFailedError, MovieDirectorError
+from ...runtime.errors import InvalidRequestError, JobFailedError, MovieDirectorError, ProtocolError, excerpt
 from ...runtime.jobs import Job, JobOutputs
 from ...runtime.retry import NO_RETRY
 from ..errorpage import page_message
-from ..http import HttpBackendClient
+from ..http import HttpBackendClient, loads
 from . import structured as st
 from .conversation import Conversation
 from .protocol import Completion, error_from_payload, parse_completion, parse_models
@@ -43,6 +44,8 @@ if TYPE_CHECKING:
 NAME = "llm"
 KINDS = ("chat", "chat_stream", "structured", "shot_list", "models")
 DEFAULT_IDLE_TIMEOUT = 60.0
+#: A whole (non-streamed) answer arrives all at once: the longest wait for it to start.
+DEFAULT_FIRST_BYTE_TIMEOUT = 120.0
 DEFAULT_CONTEXT_WINDOW = 32768
 DEFAULT_MAX_TOKENS = 4096
 #: Structured-output models a job may name (a job's request is plain data; in-process callers may pass the class).
@@ -137,17 +140,15 @@ class LlmClient(HttpBackendClient):
     # --- errors -----------------------------------------------------------------------------------------------------
     def status_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> MovieDirectorError:
         """LiteLLM's ``{"error": {"message", "type", "param", "code"}}``, mapped onto the shared hierarchy."""
-        import json
-
         try:
-            payload = json.loads(body) if body else None
-        except ValueError:
+            payload = loads(body, what="", backend=self.name) if body else None
+        except ProtocolError:
             payload = None
         page = page_message(status, body, self.config.url, headers.get("Content-Type", ""))
         if page is not None:  # an nginx / framework error page: its title, never its markup
             payload = {"error": {"message": page}}
         elif not isinstance(payload, dict):
-            text = body[:200].decode("utf-8", "replace").strip()
+            text = excerpt(body, 200).strip()  # redact first, then cut
             payload = {"error": {"message": text or f"the server answered {status}"}}
         return error_from_payload(
             payload, status=status, headers=headers, backend=self.name, has_key=bool(self.config.key())
@@ -178,7 +179,13 @@ class LlmClient(HttpBackendClient):
     async def completion(self, messages: Messages, model: str | None = None, **opts: Any) -> Completion:
         body = await self.build_body(messages, model, **opts)
         answer = await self.request(
-            "POST", self.config.url, "v1/chat/completions", json_body=body, deadline=self.config.timeout
+            "POST",
+            self.config.url,
+            "v1/chat/completions",
+            json_body=body,
+            deadline=self.config.timeout,
+            read_timeout=self.option("first_byte_timeout", DEFAULT_FIRST_BYTE_TIMEOUT),
+            idempotent=True,  # a completion leaves nothing on the server: asking again only asks again (as openai)
         )
         return parse_completion(answer, self.name)
 

@@ -20,7 +20,9 @@ from ...runtime.errors import (
     RateLimitedError,
     ServerError,
     error_for_status,
+    excerpt,
     parse_retry_after,
+    redact_data,
 )
 
 DONE = "[DONE]"
@@ -53,13 +55,17 @@ def parse_chunk(data: str, backend: str) -> StreamDelta:
     try:
         obj = json.loads(data)
     except ValueError as exc:
-        raise ProtocolError(f"The stream carried text that is not JSON: {data[:80]!r}", backend=backend) from exc
+        raise ProtocolError(
+            f"The stream carried text that is not JSON: {excerpt(data, 80)!r}", backend=backend
+        ) from exc
+    except RecursionError:  # JSON nested deeper than Python's parser goes
+        raise ProtocolError("The stream carried JSON nested too deeply to read", backend=backend) from None
     if not isinstance(obj, dict):
         raise ProtocolError("A stream chunk is not a JSON object", backend=backend)
     if "error" in obj:
         raise error_from_payload(obj, status=None, headers={}, backend=backend, mid_stream=True)
     choices = obj.get("choices")
-    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
+    usage = redact_data(obj["usage"]) if isinstance(obj.get("usage"), dict) else None  # bounded: it is stored
     if not choices:
         if choices is None or isinstance(choices, list):
             return StreamDelta(usage=usage)  # a usage-only chunk
@@ -93,7 +99,7 @@ def parse_completion(body: Any, backend: str) -> Completion:
     if content is not None and not isinstance(content, str):
         raise ProtocolError("The chat answer's content is not text", backend=backend)
     raw_usage = body.get("usage")
-    usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+    usage: dict[str, Any] = redact_data(raw_usage) if isinstance(raw_usage, dict) else {}
     finish = choices[0].get("finish_reason")
     return Completion(
         text=content or "",

@@ -14,6 +14,8 @@ import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
+
 from ...runtime.errors import (
     BackendUnavailableError,
     JobCancelledError,
@@ -22,19 +24,19 @@ from ...runtime.errors import (
     RequestTimeoutError,
 )
 from ...runtime.retry import call_with_retry
-from ..http import read_limited
+from ..http import CONNECT_TIMEOUT, read_limited
 from .protocol import DONE, StreamDelta, parse_chunk
 from .sse import SseDecoder, SseEvent
 
 if TYPE_CHECKING:
-    import aiohttp
-
     from .client import LlmClient
 
 #: Largest answer we accumulate (characters); a runaway server cannot fill the memory.
 MAX_ANSWER_CHARS = 4_000_000
 #: Largest error body we read from a refused stream.
 MAX_ERROR_BYTES = 1024 * 1024
+#: The stream keeps its own deadlines (first piece and silences within the idle timeout, a total for the answer).
+_NO_READ = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=None)
 
 
 class ChatStream:
@@ -66,9 +68,14 @@ class ChatStream:
     async def _attempt(self) -> tuple[aiohttp.ClientResponse, SseDecoder, list[SseEvent]]:
         name = self.client.name
         try:
-            resp = await self.client.session(self.url).post(
-                "v1/chat/completions", json=self.body, headers={"Accept": "text/event-stream"}
-            )
+            async with asyncio.timeout(self.idle):  # the first-byte deadline: headers within the idle timeout
+                resp = await self.client.session(self.url).post(
+                    "v1/chat/completions", json=self.body, headers={"Accept": "text/event-stream"}, timeout=_NO_READ
+                )
+        except TimeoutError:
+            raise RequestTimeoutError(
+                f"The server took the request but did not start answering within {self.idle:g} s", backend=name
+            ) from None
         except MovieDirectorError:
             raise
         except Exception as exc:
