@@ -27,6 +27,7 @@ from ..runtime.backend import BackendClient, BackendConfig, NetworkPolicy
 from ..runtime.errors import (
     AuthenticationError,
     BackendUnavailableError,
+    InvalidRequestError,
     MovieDirectorError,
     ProtocolError,
     RequestTimeoutError,
@@ -123,6 +124,19 @@ def clean_key(key: str | None, backend: str) -> str | None:
             hint="Paste the key again in the Movie Director preferences (only the key itself).",
         )
     return key
+
+
+def require_file(path: str | Path, *, backend: str = "", what: str = "input file") -> Path:
+    """``path`` if it is a readable file; otherwise an :class:`InvalidRequestError` naming it (before anything is
+    sent, so a typo never reaches a server or ends as "unexpected error")."""
+    file = Path(path).expanduser()
+    try:
+        if file.is_file() and os.access(file, os.R_OK):
+            return file
+        reason = "is a folder" if file.is_dir() else "does not exist" if not file.exists() else "cannot be read"
+    except OSError as exc:
+        reason = f"cannot be read ({exc.strerror or type(exc).__name__})"
+    raise InvalidRequestError(f"The {what} {file} {reason}", backend=backend, hint="Choose another file.")
 
 
 def loads(body: bytes | str, *, what: str, backend: str) -> Any:

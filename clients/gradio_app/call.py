@@ -1,7 +1,8 @@
-"""One prediction in flight on a Gradio app: followed by polling from the loop, bounded by our deadline, cancelled
-on the app when the awaiting task is cancelled.
+"""One prediction in flight on a Gradio app: followed from the loop (woken by gradio_client's threads on every
+update, never polled), bounded by our deadline, cancelled on the app when the awaiting task is cancelled.
 
-Plain Python: this module never imports bpy.
+Plain Python: this module never imports bpy. A call knows its owner only through :class:`CallOwner` (what
+:class:`~.runner.GradioRunner` offers it), so this module does not import the runner.
 """
 
 from __future__ import annotations
@@ -10,21 +11,37 @@ import asyncio
 import concurrent.futures
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ...runtime.errors import BackendUnavailableError, JobCancelledError, RequestTimeoutError
 from ...runtime.jobs import OutputFile
+from .connection import Connection, Waker
 from .errors import map_exception
 from .progress import StatusMapper, drain
 
 if TYPE_CHECKING:
     from ...runtime.context import JobContext
-    from .runner import GradioRunner, _Connection
 
 log = logging.getLogger(__name__)
 
 #: How long a "please stop" request to an app may take.
 CANCEL_TIMEOUT = 5.0
+#: Longest sleep between two looks at a call when no wake-up comes (a safety net: updates wake the call at once).
+IDLE_LOOK = 1.0
+
+
+class CallOwner(Protocol):
+    """What a call needs from the runner that started it."""
+
+    backend: str
+    url: str
+    pool: concurrent.futures.ThreadPoolExecutor
+
+    def retire(self, conn: Connection) -> None: ...
+
+    def call_ended(self, call: GradioCall) -> None: ...
+
+    async def collect(self, raw: Any, call: GradioCall) -> CallResult: ...
 
 
 @dataclass(frozen=True)
@@ -42,7 +59,14 @@ class GradioCall:
     """One prediction in flight. Made by :meth:`GradioRunner.start`; ``await result()`` follows it to its end."""
 
     def __init__(
-        self, runner: GradioRunner, conn: _Connection, job: Any, label: str, ctx: JobContext | None, end: float
+        self,
+        runner: CallOwner,
+        conn: Connection,
+        job: Any,
+        label: str,
+        ctx: JobContext | None,
+        end: float,
+        waker: Waker | None = None,
     ) -> None:
         self._runner = runner
         self.conn = conn
@@ -54,23 +78,11 @@ class GradioCall:
         self.cancelled = False
         self._cancel_future: concurrent.futures.Future[Any] | None = None
         self._finished = False
-        loop = asyncio.get_running_loop()
-        self._done = loop.create_future()
-
-        def wake(_: Any) -> None:  # on a gradio_client thread
-            try:
-                loop.call_soon_threadsafe(self._set_done)
-            except RuntimeError:  # the loop is closed: nobody is waiting any more
-                pass
-
-        job.future.add_done_callback(wake)
+        self._waker = waker or Waker(asyncio.get_running_loop())
+        job.future.add_done_callback(self._waker)  # on a gradio_client thread
 
     def __repr__(self) -> str:
         return f"<GradioCall {self.api_name} {self.id} {'done' if self.done else 'running'}>"
-
-    def _set_done(self) -> None:
-        if not self._done.done():
-            self._done.set_result(None)
 
     @property
     def id(self) -> str | None:
@@ -85,17 +97,18 @@ class GradioCall:
         """Hand every new status update to the job's context (loop thread)."""
         self.mapper.apply(drain(self.job, self.mapper.last))
 
-    async def _poll(self, until: Any) -> None:
+    async def _follow(self, until: Any) -> None:
+        """Hand over updates as they come until ``until()``; sleeps until gradio_client wakes us."""
         while not until():
             self.pump()
-            if self._done.done():
+            if self.job.future.done():
                 break
-            await asyncio.wait([self._done], timeout=self._runner.poll_interval)
+            await self._waker.wait(IDLE_LOOK)
         self.pump()
 
     async def accepted(self) -> None:
         """Wait until the app has queued the job (or the job already ended)."""
-        await self._guard(self._poll(lambda: self.id is not None or self.job.future.done()))
+        await self._guard(self._follow(lambda: self.id is not None or self.job.future.done()))
 
     async def result(self) -> CallResult:
         """Follow the job to its end; raises only the shared error hierarchy (or CancelledError)."""
@@ -105,7 +118,7 @@ class GradioCall:
             self.release()
 
     async def _finish_and_collect(self) -> CallResult:
-        await self._poll(lambda: self.job.future.done())
+        await self._follow(lambda: self.job.future.done())
         if self.cancelled:  # its end is our own doing: never read it (gradio_client 2.7 raises KeyError there)
             raise JobCancelledError(f"{self.api_name} was cancelled", backend=self._runner.backend)
         exc = self.job.future.exception()

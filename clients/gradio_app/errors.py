@@ -24,7 +24,7 @@ from ...runtime.errors import (
     error_for_status,
     redact,
 )
-from .compat import TooOldError
+from .compat import ForeignHostError, TooOldError
 
 _NO_DETAILS = "has not enabled verbose error reporting"
 
@@ -59,6 +59,12 @@ def map_exception(exc: BaseException, *, url: str, backend: str) -> MovieDirecto
     if isinstance(exc, TooOldError):
         return ProtocolError(
             f"{url} runs {exc}", backend=backend, hint="Update the app's Gradio, or use a newer version of the app."
+        )
+    if isinstance(exc, ForeignHostError):
+        return ProtocolError(
+            f"The app at {url} was refused: {exc}",
+            backend=backend,
+            hint="Movie Director only talks to the server set in its preferences; set the app's own address there.",
         )
     if isinstance(exc, httpx.HTTPStatusError):
         status = exc.response.status_code

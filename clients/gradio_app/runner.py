@@ -1,9 +1,10 @@
 """GradioRunner: gradio_client driven from the runtime's asyncio loop without ever blocking it.
 
 Plain Python: this module never imports bpy. gradio_client is synchronous and thread-based: connecting and posting
-cancels run on a small pool of ours, predictions on the client's own (named, bounded) pools, and the loop only
-*polls* job status. Deadlines are ours (gradio_client has none); cancelling the awaiting task cancels the Gradio job;
-``close()`` ends every thread the runner or its clients started.
+cancels run on a small pool of ours, predictions on the client's own (named, bounded) pools, and the loop sleeps
+until gradio_client's threads wake it (the job accepted, a status update, the end). Deadlines are ours (gradio_client
+has none); cancelling the awaiting task cancels the Gradio job; ``close()`` ends every thread the runner or its
+clients started.
 
 Why up to ``max_workers`` clients and not one: a client is one app *session*, and Gradio's ``/cancel`` stops every
 running task of the same session and endpoint (``cancel_tasks({session_fn})``), so cancelling one of two parallel
@@ -33,9 +34,10 @@ from ...runtime.backend import HealthInfo, NetworkPolicy
 from ...runtime.errors import BackendUnavailableError, InvalidRequestError, MovieDirectorError, RequestTimeoutError
 from ...runtime.jobs import OutputFile
 from ...runtime.urls import validate_url
-from ..http import MAX_DOWNLOAD_BYTES
+from ..http import MAX_DOWNLOAD_BYTES, clean_key, guarded_session, require_file
 from . import compat
 from .call import CallResult, GradioCall
+from .connection import Connection, Waker
 from .endpoints import AppInfo, EndpointInfo, EndpointMatch, EndpointQuery, match_endpoint, not_found, parse_info
 from .errors import map_exception
 from .files import download_file, replace_files
@@ -54,21 +56,6 @@ _COUNTER = itertools.count(1)
 __all__ = ["CallResult", "GradioCall", "GradioRunner"]
 
 
-class _Connection:
-    """One connected gradio_client: one app session, serving one call at a time."""
-
-    def __init__(self, client: compat.QuietClient) -> None:
-        self.client = client
-        self.heartbeat: asyncio.Task[None] | None = None
-        self.call: GradioCall | None = None
-        self.busy = False  # reserved for, or serving, a call
-        self.retired = False
-
-    @property
-    def stream_open(self) -> bool:
-        return bool(getattr(self.client, "stream_open", False))
-
-
 class GradioRunner:
     """The shared plumbing for every Gradio-based backend. See the package docstring for the API."""
 
@@ -81,7 +68,6 @@ class GradioRunner:
         max_workers: int = 2,
         download_dir: str | Path | None = None,
         hf_token: str | None = None,
-        poll_interval: float = 0.05,
         max_file_bytes: int = MAX_DOWNLOAD_BYTES,
     ) -> None:
         if max_workers < 1:
@@ -95,7 +81,6 @@ class GradioRunner:
         self.backend = backend
         self.network = network
         self.max_workers = max_workers
-        self.poll_interval = poll_interval
         self.max_file_bytes = max_file_bytes
         self._hf_token = hf_token
         self._own_download_dir = download_dir is None
@@ -103,8 +88,8 @@ class GradioRunner:
         self.thread_prefix = f"md-gradio-{backend}-{next(_COUNTER)}"
         #: Blocking work of our own: connecting, posting cancels. Threads start on first use.
         self.pool = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix=f"{self.thread_prefix}-control")
-        self._conns: list[_Connection] = []  # live clients, idle or serving a call
-        self._retired: list[_Connection] = []  # replaced clients, ended once their call is over
+        self._conns: list[Connection] = []  # live clients, idle or serving a call
+        self._retired: list[Connection] = []  # replaced clients, ended once their call is over
         self._slots = asyncio.Semaphore(max_workers)
         self._session: aiohttp.ClientSession | None = None
         self._info: AppInfo | None = None
@@ -114,7 +99,7 @@ class GradioRunner:
         return f"GradioRunner({self.url!r}, backend={self.backend!r})"
 
     # --- connections --------------------------------------------------------------------------------------------
-    async def _connect(self) -> _Connection:
+    async def _connect(self) -> Connection:
         """A new client (its constructor blocks on the network: it runs on our pool)."""
         if self._closed:
             raise BackendUnavailableError(f"The connection to {self.url} is closed", backend=self.backend)
@@ -123,7 +108,7 @@ class GradioRunner:
             compat.build_client,
             self.url,
             max_workers=1,
-            hf_token=self._hf_token,
+            hf_token=clean_key(self._hf_token, self.backend),
             thread_prefix=self.thread_prefix,
         )
         try:
@@ -135,7 +120,7 @@ class GradioRunner:
             raise
         except Exception as exc:
             raise map_exception(exc, url=self.url, backend=self.backend) from None
-        conn = _Connection(client)
+        conn = Connection(client)
         if self._closed:  # closed while connecting
             self._end(conn)
             raise BackendUnavailableError(f"The connection to {self.url} is closed", backend=self.backend)
@@ -150,7 +135,7 @@ class GradioRunner:
         self._conns.append(conn)
         return conn
 
-    async def _acquire(self, end: float) -> _Connection:
+    async def _acquire(self, end: float) -> Connection:
         """A client with no call in flight whose last event stream has closed (a new one if none is idle)."""
         await self._slots.acquire()
         try:
@@ -167,7 +152,7 @@ class GradioRunner:
             self._slots.release()
             raise
 
-    def _release(self, conn: _Connection) -> None:
+    def _release(self, conn: Connection) -> None:
         if conn.busy:
             conn.busy = False
             conn.call = None
@@ -176,7 +161,7 @@ class GradioRunner:
                 self._retired.remove(conn)
                 self._end(conn)
 
-    async def _settled(self, conn: _Connection, end: float) -> bool:
+    async def _settled(self, conn: Connection, end: float) -> bool:
         loop = asyncio.get_running_loop()
         limit = min(end, loop.time() + STREAM_SETTLE)
         while conn.stream_open and loop.time() < limit and not conn.retired:
@@ -204,11 +189,12 @@ class GradioRunner:
             delay = min(delay * 2, 60.0)
 
     def _http(self) -> aiohttp.ClientSession:
+        """Our own requests (heartbeat, downloads) stay on the app's server, like the client's (:func:`hop_guard`)."""
         if self._session is None or self._session.closed:
-            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+            self._session = guarded_session(self.url, self.network, self.backend, base=False)
         return self._session
 
-    def retire(self, conn: _Connection) -> None:
+    def retire(self, conn: Connection) -> None:
         """The app went away, restarted or left the session in doubt: this client ends once its call is over."""
         if conn.retired:
             return
@@ -227,7 +213,7 @@ class GradioRunner:
             self._release(call.conn)
 
     @staticmethod
-    def _end(conn: _Connection) -> None:
+    def _end(conn: Connection) -> None:
         if conn.heartbeat is not None:
             conn.heartbeat.cancel()
         compat.shutdown(conn.client)
@@ -292,8 +278,12 @@ class GradioRunner:
         except TimeoutError:
             message = f"{self.url} was not ready within {deadline:.0f} s"
             raise RequestTimeoutError(message, backend=self.backend) from None
+        waker = Waker(loop)
+        conn.client.md_on_update = waker  # this client serves this one call until it is released
         try:
-            job = conn.client.submit(*_inputs(args), **where, **{k: _input(v) for k, v in kwargs.items()})
+            inputs = [_input(v, self.backend) for v in args]
+            named = {k: _input(v, self.backend) for k, v in kwargs.items()}
+            job = conn.client.submit(*inputs, **where, **named)
         except BaseException as exc:
             self._release(conn)
             if isinstance(exc, (TypeError, ValueError)):
@@ -302,7 +292,7 @@ class GradioRunner:
             if isinstance(exc, RuntimeError):  # its pools were shut down: the runner is closing
                 raise BackendUnavailableError(f"The connection to {self.url} is closed", backend=self.backend) from None
             raise
-        call = conn.call = GradioCall(self, conn, job, label, ctx, end)
+        call = conn.call = GradioCall(self, conn, job, label, ctx, end, waker)
         await call.accepted()  # on failure or cancellation it has already released the connection
         return call
 
@@ -398,12 +388,8 @@ class GradioRunner:
         return [t.name for t in threading.enumerate() if t.name.startswith(prefix)]
 
 
-def _input(value: Any) -> Any:
-    """``pathlib.Path`` values are files to upload."""
+def _input(value: Any, backend: str = "") -> Any:
+    """``pathlib.Path`` values are files to upload (they must exist: a missing one is the caller's mistake)."""
     if isinstance(value, Path):
-        return handle_file(str(value))
+        return handle_file(str(require_file(value, backend=backend)))
     return value
-
-
-def _inputs(values: Sequence[Any]) -> list[Any]:
-    return [_input(v) for v in values]

@@ -266,8 +266,9 @@ def test_close_ends_every_thread_even_with_a_job_in_flight(app: GradioApp, tmp_p
         async def start_long():  # type: ignore[no-untyped-def]
             return await runner.start("/count", key, 5000, 0.01, deadline=60)
 
-        pending = on_loop(rt, start_long())
+        pending = on_loop(rt, start_long())  # returns once the app queued it (not necessarily running yet)
         assert not pending.done
+        assert pump_until(rt, lambda: (_peek_direct(app, key).get("steps") or 0) >= 1, timeout=15)
         assert runner.threads(), "the runner should be using threads now"
         assert threading.active_count() > baseline
         on_loop(rt, runner.close())
