@@ -36,6 +36,7 @@ from ..runtime.errors import (
     local_write_error,
     redact,
 )
+from ..runtime.partials import PART_PREFIX, remove_partials
 from ..runtime.retry import RetryPolicy, call_with_retry
 from ..runtime.urls import same_origin
 
@@ -51,8 +52,6 @@ CONNECT_TIMEOUT = 10.0
 #: Longest silence before an answer starts (the first-byte deadline) or between two pieces of it, for every request
 #: that does not ask for longer (a server that computes before answering passes its own).
 READ_TIMEOUT = 60.0
-#: Prefix of a download's temporary file; :func:`remove_partials` sweeps leftovers of a killed process.
-PART_PREFIX = ".part-"
 #: Statuses that say the server did not act on a request, so even a non-idempotent one may be sent again.
 NOT_PROCESSED = frozenset({408, 429, 503})
 
@@ -350,29 +349,40 @@ def unique_path(path: Path) -> Path:
     raise ProtocolError(f"Too many files named like {path.name}")
 
 
-class _JobBytes:
-    """Bytes being downloaded into each job folder right now (in this process), for the per-job total cap."""
+class _Inflight:
+    """Downloads into each job folder running now in this process, and their bytes so far (for the per-job cap)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._inflight: dict[Path, int] = {}
+        self._count: dict[Path, int] = {}
+        self._bytes: dict[Path, int] = {}
+
+    def begin(self, folder: Path) -> bool:
+        """One more download into ``folder``; True if it is the only one (any ``.part-*`` there is then stale)."""
+        with self._lock:
+            self._count[folder] = self._count.get(folder, 0) + 1
+            return self._count[folder] == 1
 
     def add(self, folder: Path, size: int) -> int:
-        """Count ``size`` more bytes for ``folder``; returns the folder's in-flight total."""
+        """Count ``size`` more bytes for ``folder``; returns its in-flight total."""
         with self._lock:
-            total = self._inflight.get(folder, 0) + size
-            if total:
-                self._inflight[folder] = total
-            else:
-                self._inflight.pop(folder, None)
+            total = self._bytes[folder] = self._bytes.get(folder, 0) + size
             return total
 
+    def end(self, folder: Path, size: int) -> None:
+        with self._lock:
+            self._bytes[folder] = self._bytes.get(folder, 0) - size
+            self._count[folder] = self._count.get(folder, 1) - 1
+            if self._count[folder] <= 0:
+                self._count.pop(folder, None)
+                self._bytes.pop(folder, None)
 
-_JOB_BYTES = _JobBytes()
+
+_INFLIGHT = _Inflight()
 
 
 def folder_bytes(folder: Path) -> int:
-    """Bytes of the finished files in a job folder (partial downloads are counted while they run, not here)."""
+    """Bytes of the finished files in a job folder (downloads in flight are counted as they run, not here)."""
     total = 0
     try:
         with os.scandir(folder) as entries:
@@ -387,26 +397,6 @@ def folder_bytes(folder: Path) -> int:
     except OSError:
         return 0
     return total
-
-
-def remove_partials(folder: str | Path) -> int:
-    """Delete leftover ``.part-*`` files in a job folder (a download killed with its process); returns how many.
-
-    The runtime calls this when a job resumes and when it ends; a running download removes its own on any error.
-    """
-    removed = 0
-    try:
-        with os.scandir(folder) as entries:
-            for entry in entries:
-                if entry.name.startswith(PART_PREFIX) and entry.is_file(follow_symlinks=False):
-                    try:
-                        os.unlink(entry.path)
-                        removed += 1
-                    except OSError:
-                        pass
-    except OSError:
-        pass
-    return removed
 
 
 async def download_to(
@@ -429,12 +419,15 @@ async def download_to(
     expected = resp.content_length
     if expected is not None and expected > max_bytes:
         raise ProtocolError(f"The file is too large ({expected} bytes)", backend=backend)
-    already = folder_bytes(folder)
+    if _INFLIGHT.begin(folder):
+        remove_partials(folder)  # left by a process killed mid-download: this job is being resumed
     digest = hashlib.sha256()
     size = counted = 0
     try:
+        already = folder_bytes(folder)
         fd, tmp_name = tempfile.mkstemp(prefix=PART_PREFIX, dir=folder)
     except OSError as exc:
+        _INFLIGHT.end(folder, 0)
         raise local_write_error(exc, str(folder), backend=backend) from None
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -443,7 +436,7 @@ async def download_to(
                 if size > max_bytes:
                     raise ProtocolError(f"The file is larger than the {max_bytes}-byte limit", backend=backend)
                 counted += len(chunk)
-                if already + _JOB_BYTES.add(folder, len(chunk)) > job_cap:
+                if already + _INFLIGHT.add(folder, len(chunk)) > job_cap:
                     raise ProtocolError(
                         f"The job's files together are larger than its {job_cap}-byte limit", backend=backend
                     )
@@ -468,7 +461,7 @@ async def download_to(
         Path(tmp_name).unlink(missing_ok=True)
         raise
     finally:
-        _JOB_BYTES.add(folder, -counted)
+        _INFLIGHT.end(folder, counted)
     return size, digest.hexdigest()
 
 

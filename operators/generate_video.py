@@ -88,7 +88,13 @@ def video_request(
 ) -> dict[str, Any]:
     """A Wan2GP "video" job request from plain values; ``settings`` are any the model declares, by Wan2GP's names
     (model_type, resolution, num_inference_steps, seed, negative_prompt, guidance_scale, flow_shift, NAG_scale...);
-    ``loras`` are (name, multiplier) pairs."""
+    ``loras`` are (name, multiplier) pairs. A length that is not above 0 is refused, naming its range."""
+    from ..runtime.errors import positive_number
+
+    if seconds is not None:
+        seconds = positive_number("seconds", seconds, backend=BACKEND)
+    if frames is not None:
+        frames = int(positive_number("frames", frames, backend=BACKEND))
     request: dict[str, Any] = {"prompt": prompt, **settings, "title": prompt[:60]}
     if frames is not None:
         request["video_length"] = int(frames)

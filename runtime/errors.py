@@ -314,6 +314,19 @@ def parse_retry_after(headers: Mapping[str, str], *, cap: float = 120.0, now: fl
     return min(value, cap)
 
 
+def positive_number(name: str, value: Any, *, backend: str = "", unit: str = "") -> float:
+    """``value`` as a finite number above 0, else an :class:`InvalidRequestError` naming the parameter and its range
+    (a negative length must be refused, not rounded into a one-frame clip)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or number <= 0:
+        what = f" {unit}" if unit else ""
+        raise InvalidRequestError(f"{name} must be a number above 0{what} (got {value!r})", backend=backend)
+    return number
+
+
 def error_for_status(
     status: int,
     message: str,

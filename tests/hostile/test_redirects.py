@@ -99,7 +99,7 @@ def test_json_request_redirected_elsewhere_is_refused(serve: Callable[..., Peer]
 def test_redirect_to_an_unresolvable_host_is_refused_before_resolving(serve: Callable[..., Peer]) -> None:
     peer = serve(redirect_to("http://elsewhere.invalid:9/x"))
     client = Plain(BackendConfig(name="plain", urls=peer.url, retry=FAST), NetworkPolicy(online_access=False))
-    with pytest.raises(ProtocolError, match="elsewhere.invalid"):  # not "cannot reach" (a DNS failure): refused
+    with pytest.raises(ProtocolError, match=r"elsewhere\.invalid"):  # not "cannot reach" (a DNS failure): refused
         run(client, client.request("GET", peer.url, "x"))
 
 
