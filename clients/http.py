@@ -61,23 +61,27 @@ _NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 Middleware = Callable[[aiohttp.ClientRequest, Any], Awaitable[aiohttp.ClientResponse]]
 
 
+def check_hop(url: str, server: str, network: NetworkPolicy | None, backend: str) -> None:
+    """The rule for every request a client sends, redirect hops included: it goes to ``server``'s own origin and is
+    allowed by the online-access policy. A client talks only to the server it was configured with, so a redirect
+    elsewhere is refused before connecting: no key goes there and no body from there is saved as an output."""
+    if not same_origin(url, server):
+        other = urlsplit(url).netloc or url
+        raise ProtocolError(
+            f"{server} sent Movie Director to another server ({redact(other)[:200]}); refused",
+            backend=backend,
+            hint="Movie Director only talks to the server set in its preferences: set that server's own "
+            "address there if it has moved.",
+        )
+    if network is not None:
+        network.check(url, backend)
+
+
 def hop_guard(server: str, network: NetworkPolicy, backend: str) -> Middleware:
-    """An aiohttp middleware that checks *every* request a session sends, redirect hops included (aiohttp runs
-    middlewares per hop): it must go to ``server``'s own origin and be allowed by the online-access policy. A client
-    talks only to the server it was configured with; a redirect elsewhere is refused before connecting, so nothing
-    (a key, a body to save as an output) ever comes from or goes to another host."""
+    """:func:`check_hop` as an aiohttp middleware (aiohttp runs middlewares once per hop of a redirect chain)."""
 
     async def guard(request: aiohttp.ClientRequest, handler: Any) -> aiohttp.ClientResponse:
-        url = str(request.url)
-        if not same_origin(url, server):
-            other = urlsplit(url).netloc or url
-            raise ProtocolError(
-                f"{server} sent Movie Director to another server ({redact(other)}); refused",
-                backend=backend,
-                hint="Movie Director only talks to the server set in its preferences: set that server's own "
-                "address there if it has moved.",
-            )
-        network.check(url, backend)
+        check_hop(str(request.url), server, network, backend)
         response: aiohttp.ClientResponse = await handler(request)
         return response
 
@@ -104,6 +108,12 @@ def guarded_session(
         raise_for_status=False,
         middlewares=(hop_guard(server, network, backend),),
     )
+
+
+def answer_within(seconds: float | None) -> aiohttp.ClientTimeout:
+    """Per-request timeouts for a server that computes before it answers (a synchronous conversion): the usual
+    connect deadline, and ``seconds`` for its first byte instead of :data:`READ_TIMEOUT`."""
+    return aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_read=seconds)
 
 
 def clean_key(key: str | None, backend: str) -> str | None:

@@ -27,7 +27,7 @@ from ...runtime.errors import (
     ProtocolError,
 )
 from ...runtime.retry import call_with_retry
-from ..http import download_to, error_from_exception, read_limited
+from ..http import answer_within, download_to, error_from_exception, read_limited
 from .transport import RVC_PYTHON
 
 if TYPE_CHECKING:
@@ -130,7 +130,10 @@ class RvcPythonTransport:
                 with source.open("rb") as fh:
                     form = aiohttp.FormData()
                     form.add_field("file", fh, filename=source.name, content_type="application/octet-stream")
-                    async with client.session(self.url).post("convert_file", data=form) as resp:
+                    session = client.session(self.url)  # the server converts before it answers: wait that long
+                    async with session.post(
+                        "convert_file", data=form, timeout=answer_within(client.job_timeout)
+                    ) as resp:
                         if resp.status >= 400:
                             body = await read_limited(resp, MAX_ERROR_BYTES, self.backend)
                             error = client.status_error(resp.status, body, resp.headers)

@@ -27,6 +27,7 @@ from ...runtime.errors import (
     error_for_status,
     redact,
 )
+from ..http import check_hop
 from ..site_paths import prepare_for_mcp
 
 log = logging.getLogger(__name__)
@@ -62,15 +63,19 @@ class _LimitedTransport(httpx.AsyncBaseTransport):
     """httpx transport that refuses answers above a size limit (the SDK reads whole bodies into memory), and that
     remembers Wan2GP's ``/mcp`` -> ``/mcp/`` redirect so that only the first call pays for it."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, server: str = "", backend: str = "wan2gp") -> None:
         self._inner = httpx.AsyncHTTPTransport()
         self._limit = limit
+        self._server = server
+        self._backend = backend
         self._moved: dict[str, httpx.URL] = {}
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         asked = str(request.url)
         if asked in self._moved:
             request.url = self._moved[asked]
+        if self._server:
+            check_hop(str(request.url), self._server, None, self._backend)  # every hop stays on the server
         response = await self._inner.handle_async_request(request)
         if response.status_code in (307, 308) and "location" in response.headers:
             target = request.url.join(response.headers["location"])
@@ -103,13 +108,13 @@ def leaf_errors(exc: BaseException) -> Iterator[BaseException]:
         yield exc
 
 
-def _http_client(headers: dict[str, str], limit: int) -> httpx.AsyncClient:
+def _http_client(headers: dict[str, str], limit: int, server: str = "") -> httpx.AsyncClient:
     # follow_redirects: SDKs before 1.2x followed Wan2GP's /mcp -> /mcp/ 307 only through the client's own setting.
     return httpx.AsyncClient(
         headers=headers,
         timeout=httpx.Timeout(30.0, connect=10.0),
         follow_redirects=True,
-        transport=_LimitedTransport(limit),
+        transport=_LimitedTransport(limit, server),
     )
 
 
@@ -120,13 +125,13 @@ async def _open_streams(url: str, headers: dict[str, str], limit: int) -> AsyncI
 
     new_client = getattr(sdk, "streamable_http_client", None)  # 1.2x and 2.x
     if new_client is not None:
-        async with _http_client(headers, limit) as http, new_client(url, http_client=http) as streams:
+        async with _http_client(headers, limit, url) as http, new_client(url, http_client=http) as streams:
             yield streams[0], streams[1]  # 1.x yields a third item (get_session_id), 2.x does not
         return
     from mcp.client.streamable_http import streamablehttp_client  # older 1.x (Wan2GP pins 1.10.1)
 
     def factory(headers: Any = None, timeout: Any = None, auth: Any = None) -> httpx.AsyncClient:
-        return _http_client(dict(headers or {}), limit)
+        return _http_client(dict(headers or {}), limit, url)
 
     async with streamablehttp_client(url, headers=headers, httpx_client_factory=factory) as streams:
         yield streams[0], streams[1]
