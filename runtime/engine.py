@@ -23,6 +23,7 @@ from .jobs import Job, JobError, JobOutputs, JobState
 from .journal import Journal
 from .offline import OfflineQueue
 from .outbox import Finished, Message, Outbox, Progressed, RuntimeEvent
+from .partials import remove_partials
 from .pipeline import PipelineHandle, PipelineRun, PipelineSpec
 from .pool import ClientFactory, ClientPool
 from .record import JobRecord
@@ -160,6 +161,7 @@ class Engine:
         try:
             client = self.client(job.backend)
             if rec.resume:
+                remove_partials(self.output_root / job.backend / job.id)  # a download killed with the last session
                 outputs = await client.resume(job, ctx)
             else:
                 try:
@@ -239,6 +241,7 @@ class Engine:
         job.error = error
         if state is JobState.SUCCEEDED and job.progress.fraction != 1.0:
             job.progress = job.progress.model_copy(update={"fraction": 1.0})
+        remove_partials(rec.output_dir or self.output_root / job.backend / job.id)  # no .part-* outlives its job
         try:
             if journal:
                 self.move(rec, state)

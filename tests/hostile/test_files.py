@@ -213,3 +213,39 @@ def test_unexpected_errors_keep_their_text_but_never_a_key() -> None:
     error = error_from_exception(RuntimeError("boom with sk-unexpected-secret-123456"))
     assert error.code.value == "internal_error" and "boom" in str(error)
     assert "sk-unexpected" not in str(error)
+
+
+class LeavesPartial(HttpBackendClient):
+    """A backend whose job folder holds a ``.part-*`` from an earlier, killed download when the job ends."""
+
+    name = "partial"
+
+    async def submit(self, job, ctx):  # type: ignore[no-untyped-def]
+        (ctx.output_dir / f"{PART_PREFIX}from-a-killed-run").write_bytes(b"half")
+        (ctx.output_dir / "kept.txt").write_text("a finished output")
+        return None
+
+    async def get_result(self, job, ctx):  # type: ignore[no-untyped-def]
+        if job.request.get("fail"):
+            raise ProtocolError("the server said something odd")
+        from movie_director.runtime import JobOutputs
+
+        return JobOutputs(text="done")
+
+    async def health(self) -> HealthInfo:
+        return HealthInfo(ok=True)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_no_partial_file_outlives_its_job(tmp_path: Path, fail: bool) -> None:
+    from movie_director.runtime import Runtime
+
+    rt = Runtime(output_root=tmp_path / "out")
+    rt.register_backend("partial", LeavesPartial, BackendConfig(name="partial"))
+    try:
+        job = rt.submit("partial", "x", {"fail": fail}).wait(10)
+        assert job.done and (job.error is not None) is fail
+        folder = tmp_path / "out" / "partial" / job.id
+        assert [p.name for p in files_under(folder)] == ["kept.txt"]
+    finally:
+        rt.stop()
