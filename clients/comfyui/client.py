@@ -298,7 +298,9 @@ class ComfyClient(HttpBackendClient):
             return data
 
         try:
-            body = await self.request("POST", conn.url, endpoint, data=form, retry=self.config.retry)
+            body = await self.request(  # a content-named file with overwrite=true: sending it again is harmless
+                "POST", conn.url, endpoint, data=form, retry=self.config.retry, idempotent=True
+            )
         finally:
             for stream in streams:
                 stream.close()
