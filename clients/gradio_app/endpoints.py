@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ...runtime.errors import InvalidRequestError, NotFoundError, ProtocolError
+from ...runtime.errors import InvalidRequestError, NotFoundError, ProtocolError, excerpt
 
 _SUFFIX = re.compile(r"_\d+$")
 
@@ -243,7 +243,7 @@ def match_endpoint(endpoints: Sequence[EndpointInfo], candidates: Sequence[Endpo
 def not_found(info: AppInfo, candidates: Sequence[EndpointQuery], backend: str) -> NotFoundError:
     what = candidates[0].what if candidates else "the endpoint"
     return NotFoundError(
-        f"{info.url} has no {what}; it offers: {info.describe()[:600]}",
+        f"{info.url} has no {what}; it offers: {excerpt(info.describe(), 600)}",
         backend=backend,
         details={"endpoints": [e.describe() for e in info.endpoints]},
         hint="Check that the URL points at the right app (and that it is the app's current version).",

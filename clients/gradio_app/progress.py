@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 
 from gradio_client.utils import Status, StatusUpdate
 
+from ...runtime.errors import excerpt
+
 if TYPE_CHECKING:
     from ...runtime.context import JobContext
 
@@ -56,7 +58,7 @@ class StatusMapper:
                 ctx.mark_running()
             if update.log:
                 text, level = update.log
-                line = str(text)[:MAX_LOG_LINE]
+                line = excerpt(str(text), MAX_LOG_LINE)  # redacted, then cut
                 ctx.log(line if str(level).lower() == "info" else f"{str(level).upper()}: {line}")
             if update.code is Status.IN_QUEUE and not self.running:
                 ahead = update.rank if isinstance(update.rank, int) else None
@@ -77,6 +79,6 @@ class StatusMapper:
             fraction = float(unit.progress)
         elif index is not None and length is not None:
             fraction = min(index / length, 1.0)
-        stage = str(unit.desc or "running")[:80]
+        stage = excerpt(str(unit.desc or "running"), 80)
         message = f"{stage} {index}/{length}" if index is not None and length is not None else stage
         ctx.report_progress(fraction, stage=stage, message=message, step=index, total=length)

@@ -234,7 +234,7 @@ class LlmClient(HttpBackendClient):
             f"The model's answer is not a valid {model_cls.__name__}, even after one correction: "
             f"{'; '.join(errors[:5])}. It answered: {st.quote(completion.text)!r}",
             backend=self.name,
-            details={"errors": errors, "answer": completion.text[:4000], "first_answer": first[:4000]},
+            details={"errors": errors, "answer": excerpt(completion.text, 4000), "first_answer": excerpt(first, 4000)},
             hint="Try again, reword the request, or use a stronger model.",
         )
 

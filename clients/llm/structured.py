@@ -16,6 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from ...runtime.errors import excerpt
+
 #: How much of a bad answer an error message quotes.
 QUOTE_CHARS = 400
 _FENCE = re.compile(r"^\s*```[a-zA-Z0-9_-]*\s*\n(.*?)\n?\s*```\s*$", re.S)
@@ -82,6 +84,5 @@ def repair_request(errors: list[str], schema: dict[str, Any]) -> str:
 
 
 def quote(text: str) -> str:
-    """A bad answer shortened for an error message."""
-    text = text.strip()
-    return text if len(text) <= QUOTE_CHARS else text[:QUOTE_CHARS] + "…"
+    """A bad answer shortened for an error message (redacted before it is cut)."""
+    return excerpt(text.strip(), QUOTE_CHARS + 1)
