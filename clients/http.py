@@ -206,6 +206,10 @@ class HttpBackendClient(BackendClient):
         for session in sessions:
             await session.close()
 
+    def transport_error(self, exc: BaseException, url: str) -> MovieDirectorError:
+        """An exception from talking to ``url`` (aiohttp's, a timeout, an OSError) as the shared error hierarchy."""
+        return self._error_from_exception(exc, url)
+
     def _error_from_exception(self, exc: BaseException, url: str) -> MovieDirectorError:
         return error_from_exception(exc, url, backend=self.name)
 

@@ -7,21 +7,18 @@ other's module (the runner owns connections, a call borrows one).
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from . import compat
-
-if TYPE_CHECKING:
-    from .call import GradioCall
+from .compat import QuietClient
 
 
 class Connection:
     """One connected gradio_client: one app session, serving one call at a time."""
 
-    def __init__(self, client: compat.QuietClient) -> None:
+    def __init__(self, client: QuietClient) -> None:
         self.client = client
         self.heartbeat: asyncio.Task[None] | None = None
-        self.call: GradioCall | None = None
+        self.call: Any = None  # the GradioCall it serves (typed loosely: a call imports this module, not back)
         self.busy = False  # reserved for, or serving, a call
         self.retired = False
 

@@ -35,8 +35,8 @@ from ...runtime.errors import BackendUnavailableError, InvalidRequestError, Movi
 from ...runtime.jobs import OutputFile
 from ...runtime.urls import validate_url
 from ..http import MAX_DOWNLOAD_BYTES, clean_key, guarded_session, require_file
-from . import compat
 from .call import CallResult, GradioCall
+from .compat import QuietClient, build_client, shutdown
 from .connection import Connection, Waker
 from .endpoints import AppInfo, EndpointInfo, EndpointMatch, EndpointQuery, match_endpoint, not_found, parse_info
 from .errors import map_exception
@@ -105,7 +105,7 @@ class GradioRunner:
             raise BackendUnavailableError(f"The connection to {self.url} is closed", backend=self.backend)
         self.network.check(self.url, self.backend)
         future = self.pool.submit(
-            compat.build_client,
+            build_client,
             self.url,
             max_workers=1,
             hf_token=clean_key(self._hf_token, self.backend),
@@ -168,7 +168,7 @@ class GradioRunner:
             await asyncio.sleep(0.01)
         return not conn.stream_open and not conn.retired
 
-    async def _heartbeat(self, client: compat.QuietClient) -> None:
+    async def _heartbeat(self, client: QuietClient) -> None:
         """What gradio_client's heartbeat thread does, as a task: keeps the app's session state alive."""
         url = client.heartbeat_url.format(session_hash=client.session_hash)
         delay = 1.0
@@ -216,7 +216,7 @@ class GradioRunner:
     def _end(conn: Connection) -> None:
         if conn.heartbeat is not None:
             conn.heartbeat.cancel()
-        compat.shutdown(conn.client)
+        shutdown(conn.client)
 
     # --- what the app offers ------------------------------------------------------------------------------------
     async def info(self) -> AppInfo:

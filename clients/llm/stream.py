@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any, Protocol
 
 import aiohttp
 
@@ -29,7 +29,21 @@ from .protocol import DONE, StreamDelta, parse_chunk
 from .sse import SseDecoder, SseEvent
 
 if TYPE_CHECKING:
-    from .client import LlmClient
+    from ...runtime.backend import BackendConfig
+
+
+class StreamOwner(Protocol):
+    """What a stream needs from the client that opened it (an :class:`~..http.HttpBackendClient`)."""
+
+    name: str
+    config: BackendConfig
+
+    def session(self, base_url: str) -> aiohttp.ClientSession: ...
+
+    def status_error(self, status: int, body: bytes, headers: Mapping[str, str]) -> MovieDirectorError: ...
+
+    def transport_error(self, exc: BaseException, url: str) -> MovieDirectorError: ...
+
 
 #: Largest answer we accumulate (characters); a runaway server cannot fill the memory.
 MAX_ANSWER_CHARS = 4_000_000
@@ -42,7 +56,7 @@ _NO_READ = aiohttp.ClientTimeout(total=None, sock_connect=CONNECT_TIMEOUT, sock_
 class ChatStream:
     """An open streamed answer. Iterate :meth:`deltas` once; :meth:`close` is idempotent and safe from any task."""
 
-    def __init__(self, client: LlmClient, url: str, body: dict[str, Any], *, idle: float, total: float) -> None:
+    def __init__(self, client: StreamOwner, url: str, body: dict[str, Any], *, idle: float, total: float) -> None:
         self.client = client
         self.url = url
         self.body = body
@@ -79,7 +93,7 @@ class ChatStream:
         except MovieDirectorError:
             raise
         except Exception as exc:
-            raise self.client._error_from_exception(exc, self.url) from exc
+            raise self.client.transport_error(exc, self.url) from exc
         try:
             if resp.status >= 400:
                 raw = await read_limited(resp, MAX_ERROR_BYTES, name)
@@ -109,7 +123,7 @@ class ChatStream:
         except BaseException as exc:
             resp.close()
             if isinstance(exc, Exception):
-                raise self.client._error_from_exception(exc, self.url) from exc
+                raise self.client.transport_error(exc, self.url) from exc
             raise
 
     async def deltas(self) -> AsyncIterator[StreamDelta]:
