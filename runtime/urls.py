@@ -35,6 +35,9 @@ def is_loopback(url: str) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is 127.0.0.1
+    if mapped is not None:
+        address = mapped
     return address.is_loopback or address.is_unspecified
 
 

@@ -136,7 +136,9 @@ def test_llm_post_redirected_elsewhere_fails_the_job_cleanly(
     assert_no_key(KEY, job.model_dump_json(), paths=(tmp_path,), caplog=caplog)
 
 
-@pytest.mark.parametrize("url", ["http://0.0.0.0:8188", "http://[::]:7860", "ws://0.0.0.0/ws"])
+@pytest.mark.parametrize(
+    "url", ["http://0.0.0.0:8188", "http://[::]:7860", "ws://0.0.0.0/ws", "http://[::ffff:127.0.0.1]:8188"]
+)
 def test_unspecified_addresses_are_this_computer_everywhere(url: str) -> None:
     assert is_loopback(url)
     NetworkPolicy(online_access=False).check(url, "t")  # allowed offline, like 127.0.0.1
@@ -146,3 +148,7 @@ def test_offline_policy_checks_the_first_hop_too(serve: Callable[..., Peer]) -> 
     client = Plain(BackendConfig(name="plain", urls="http://198.51.100.7:9", retry=FAST), NetworkPolicy(False))
     with pytest.raises(OnlineAccessError):
         run(client, client.request("GET", "http://198.51.100.7:9", "x"))
+
+
+def test_a_mapped_remote_address_is_not_loopback() -> None:
+    assert not is_loopback("http://[::ffff:192.0.2.1]:8188")
