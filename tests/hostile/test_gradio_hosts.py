@@ -164,3 +164,22 @@ def test_no_gradio_call_contacts_huggingface(gradio_app: Any, tmp_path: Path) ->
     assert out["data"], out
     assert out["ours"] == [], f"a Gradio call reached beyond this computer: {out['ours']}"
     assert any("huggingface" in a for a in out["control"]), out  # the guard would have seen it
+
+
+def test_a_missing_upload_is_named_and_the_slot_is_released(gradio_app: Any, tmp_path: Path) -> None:
+    from movie_director.runtime.errors import InvalidRequestError
+
+    missing = tmp_path / "nonexistent" / "in.wav"
+
+    async def main() -> Any:
+        runner = GradioRunner(gradio_app.url, backend="rvc", network=NetworkPolicy(), max_workers=1)
+        try:
+            with pytest.raises(InvalidRequestError) as caught:
+                await runner.call("/upload_size", missing, deadline=20)
+            assert str(missing) in str(caught.value) and "does not exist" in str(caught.value)
+            assert runner.busy == 0
+            return (await runner.call("/remember", "still works", deadline=20)).data  # the only slot is free
+        finally:
+            await runner.close()
+
+    assert asyncio.run(asyncio.wait_for(main(), 60))

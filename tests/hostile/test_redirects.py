@@ -152,3 +152,19 @@ def test_offline_policy_checks_the_first_hop_too(serve: Callable[..., Peer]) -> 
 
 def test_a_mapped_remote_address_is_not_loopback() -> None:
     assert not is_loopback("http://[::ffff:192.0.2.1]:8188")
+
+
+def test_the_mcp_transport_keeps_every_hop_on_its_server(serve: Callable[..., Peer]) -> None:
+    """Wan2GP's MCP client (httpx, redirects followed for Wan2GP's /mcp -> /mcp/) uses the same hop rule."""
+    from movie_director.clients.wan2gp.mcp_session import _http_client
+
+    other = serve(body, host="127.0.0.2")
+    peer = serve(redirect_to(f"{other.url}/mcp/", 307))
+
+    async def main() -> None:
+        async with _http_client({"Authorization": f"Bearer {KEY}"}, 1 << 20, f"{peer.url}/mcp") as http:
+            await http.post(f"{peer.url}/mcp", json={"jsonrpc": "2.0"})
+
+    with pytest.raises(ProtocolError, match="another server"):
+        asyncio.run(asyncio.wait_for(main(), 20))
+    assert other.hits == [] and len(peer.hits) == 1
