@@ -11,6 +11,8 @@ import html
 import re
 from urllib.parse import urlsplit
 
+from ..runtime.errors import excerpt
+
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
 _HEADING = re.compile(rb"<h1[^>]*>(.*?)</h1\s*>", re.I | re.S)
 _TAG = re.compile(r"<[^>]*>")
@@ -39,7 +41,7 @@ def page_title(body: bytes) -> str:
             text = found.group(1).decode("utf-8", "replace")
             text = " ".join(html.unescape(_TAG.sub(" ", text)).split())
             if text:
-                return text[:MAX_TITLE]
+                return excerpt(text, MAX_TITLE)  # redacted, then cut
     return ""
 
 
