@@ -16,12 +16,9 @@ sys.path.insert(0, str(REPO / "scripts"))
 
 import standins  # noqa: E402
 
-#: Circles other helpers are taking apart at the time of writing (the ComfyUI connection calls its client, gradio's
-#: call imports the runner's private connection, the template schema and converter import each other). Each entry is
-#: xfail(strict=False): when its circle is gone the entry passes; the coordinator removes it on merge. Any circle NOT
-#: listed here fails test_no_import_circles.
-KNOWN_CIRCLES: list[frozenset[str]] = [
-]
+#: Circles being taken apart at the time of writing, each xfail(strict=False) until it is gone (none left now). Any
+#: circle NOT listed here fails test_no_import_circles.
+KNOWN_CIRCLES: list[frozenset[str]] = []
 #: No runtime/ module over this many lines (issue 11: "no module in runtime/ over ~400 lines").
 MAX_RUNTIME_LINES = 400
 
