@@ -356,7 +356,9 @@ class ComfyClient(HttpBackendClient):
                 "extra_data": {"client": "movie_director"},
             }
             try:
-                answer = await self.request("POST", conn.url, "prompt", json_body=body, retry=NO_RETRY)
+                # Sent once per try (NO_RETRY); the loop below asks the server before any resend, so the error keeps
+                # its "worth another try" flag (idempotent=True: no blind resend happens in request()).
+                answer = await self.request("POST", conn.url, "prompt", json_body=body, retry=NO_RETRY, idempotent=True)
                 break
             except InvalidRequestError as exc:
                 conn.trackers.pop(tracker.prompt_id, None)
