@@ -17,7 +17,7 @@ import bpy
 
 from .. import addon_runtime
 from ..runtime.errors import MovieDirectorError
-from . import sequencer
+from . import preview, sequencer
 from .base import JobOperator
 from .image_models import MOVIEDIR_PG_lora, lora_stack
 from .placement import placement_for, register_placer
@@ -439,5 +439,6 @@ def register() -> None:
 
 
 def unregister() -> None:
+    preview.reset()
     del bpy.types.Scene.movie_director_image
     _unregister()

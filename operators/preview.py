@@ -10,7 +10,6 @@ bytes when the sidebar next draws): nothing is written to disk on the main threa
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import bpy
@@ -27,19 +26,26 @@ PREVIEW_HZ = 10.0
 QUIET_S = 1.0
 
 
-@dataclass
 class Display:
-    """Which job is on display and what the image holds (main thread only)."""
+    """Which job is on display and what the image holds (main thread only). A plain class, not a dataclass: this
+    module is imported when the add-on is enabled, and a dataclass costs milliseconds to build."""
 
-    job_id: str | None = None
-    last_seen: float = 0.0  # when the job on display last sent a preview (monotonic)
-    shown_at: float = float("-inf")  # when the image last changed
-    shown: bytes | None = None  # the bytes in the image
-    pending: bytes | None = None  # newer bytes held back by the rate limit
-    updates: int = 0  # how many times the image changed (the tests count them)
+    def __init__(self) -> None:
+        self.job_id: str | None = None
+        self.last_seen = 0.0  # when the job on display last sent a preview (monotonic)
+        self.shown_at = float("-inf")  # when the image last changed
+        self.shown: bytes | None = None  # the bytes in the image
+        self.pending: bytes | None = None  # newer bytes held back by the rate limit
+        self.updates = 0  # how many times the image changed (the tests count them)
 
 
 display = Display()
+
+
+def reset() -> None:
+    """Forget the job on display (the add-on is being disabled: its jobs end without their last callbacks)."""
+    global display
+    display = Display()
 
 
 def watch_previews(handle: JobHandle) -> JobHandle:
