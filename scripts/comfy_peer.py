@@ -13,7 +13,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,30 +93,44 @@ class PeerClient:
                     files.append(path)
         return files
 
+    async def open(self) -> aiohttp.ClientSession:
+        """The HTTP session and the one websocket (listening until :meth:`close`)."""
+        self._ready = asyncio.Event()
+        self.session = aiohttp.ClientSession()
+        self._listener = asyncio.create_task(self._listen(self.session))
+        await asyncio.wait_for(self._ready.wait(), 10)
+        return self.session
+
+    async def close(self) -> None:
+        self._listener.cancel()
+        try:
+            await self._listener
+        except asyncio.CancelledError:
+            pass
+        await self.session.close()
+
+    async def run_batch(self, workflows: Iterable[dict[str, Any]], in_flight: int) -> None:
+        """Every workflow, with at most ``in_flight`` queued at the server."""
+        sem = asyncio.Semaphore(in_flight)
+
+        async def limited(workflow: dict[str, Any]) -> None:
+            async with sem:
+                if not await self.run_one(self.session, workflow):
+                    raise RuntimeError("a job produced no image")
+
+        await asyncio.gather(*(limited(w) for w in workflows))
+
     async def run(self, workflows: Sequence[dict[str, Any]], in_flight: int) -> tuple[float, float]:
         """Run the first workflow (warm-up), then the others with at most ``in_flight`` queued at the server; returns
         the seconds they took and the CPU seconds this process spent meanwhile."""
-        self._ready = asyncio.Event()
-        async with aiohttp.ClientSession() as session:
-            listener = asyncio.create_task(self._listen(session))
-            await asyncio.wait_for(self._ready.wait(), 10)
-            sem = asyncio.Semaphore(in_flight)
-
-            async def limited(workflow: dict[str, Any]) -> None:
-                async with sem:
-                    if not await self.run_one(session, workflow):
-                        raise RuntimeError("a job produced no image")
-
-            await limited(workflows[0])
+        await self.open()
+        try:
+            await self.run_batch(workflows[:1], 1)
             start, cpu = time.perf_counter(), time.process_time()
-            await asyncio.gather(*(limited(w) for w in workflows[1:]))
-            took, cpu = time.perf_counter() - start, time.process_time() - cpu
-            listener.cancel()
-            try:
-                await listener
-            except asyncio.CancelledError:
-                pass
-        return took, cpu
+            await self.run_batch(workflows[1:], in_flight)
+            return time.perf_counter() - start, time.process_time() - cpu
+        finally:
+            await self.close()
 
 
 def run_peer(url: str, out: Path, workflows: Sequence[dict[str, Any]], in_flight: int) -> tuple[float, float]:
