@@ -35,6 +35,7 @@ class Display:
         self.last_seen = 0.0  # when the job on display last sent a preview (monotonic)
         self.shown_at = float("-inf")  # when the image last changed
         self.shown: bytes | None = None  # the bytes in the image
+        self.shown_job: str | None = None  # the job they came from
         self.pending: bytes | None = None  # newer bytes held back by the rate limit
         self.updates = 0  # how many times the image changed (the tests count them)
 
@@ -74,9 +75,13 @@ def show_preview(job: Job) -> None:
 
 def preview_done(job: Job) -> None:
     """``on_done`` callback: the job on display shows its last preview and frees the display for the next job."""
-    if display.job_id == job.id:
+    d = display
+    if d.job_id == job.id:
+        data = job.progress.preview  # the final snapshot's: its last progress may have been folded into the end
+        if data and data is not d.shown:
+            d.pending = data
         flush()
-        display.job_id = None
+        d.job_id = None
 
 
 def flush() -> None:
@@ -85,7 +90,7 @@ def flush() -> None:
     data, d.pending = d.pending, None
     if data is None:
         return
-    d.shown, d.shown_at = data, time.monotonic()
+    d.shown, d.shown_job, d.shown_at = data, d.job_id, time.monotonic()
     d.updates += 1
     load_into_image(data)
 

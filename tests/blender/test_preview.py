@@ -120,7 +120,8 @@ def test_sixteen_previewing_jobs_update_the_image_at_most_once_per_pump_and_writ
     image = bpy.data.images[preview.PREVIEW_IMAGE]
     assert image.packed_file is not None  # loaded from memory, not from a file
     # The job on display ended: the image holds the last preview that job sent, and Blender decodes it.
-    last = sent[shown_jobs[-1]][-1]
+    assert preview.display.shown_job in sent
+    last = sent[preview.display.shown_job][-1]
     assert bytes(image.packed_file.data) == last
     assert tuple(image.size) == (64 + 8 * ((STEPS - 1) % 8), 48)
     assert preview.display.job_id is None  # free for the next job
@@ -135,13 +136,12 @@ def test_a_comfyui_job_through_the_emulator_shows_its_preview_from_memory(addon:
         prefs.comfyui.urls = emu.url
         try:
             handle = addon.api.generate_image("a lighthouse", width=256, height=256, steps=4, seed=3)
-            previews: list[bytes] = []
-            handle.on_progress(lambda job: previews.append(job.progress.preview) if job.progress.preview else None)
-            assert handle.wait(30).state.value == "succeeded"
+            job = handle.wait(30)
+            assert job.state.value == "succeeded"
         finally:
             addon.addon_runtime.shutdown()
             prefs.comfyui.urls = ""
-    assert previews, "the emulator sent no preview"
+    assert job.progress.preview, "the emulator sent no preview"
     image = bpy.data.images[preview.PREVIEW_IMAGE]
-    assert bytes(image.packed_file.data) == previews[-1]
+    assert bytes(image.packed_file.data) == job.progress.preview  # the last preview the job had
     assert image.size[0] > 0 and image.size[1] > 0
