@@ -4,7 +4,8 @@ processes running scripts/blender_main_thread.py.
 - pump_ms_p99_callbacks: one pump of the add-on's timer while 16 jobs preview at 50 Hz each and a Text block is
   written, with the sidebar's preview callback, the Text writer and status-bar text (p50, share of pumps over a
   60 Hz frame and main-thread milliseconds per second beside it); pump_ms_p99_bare is the same run with no
-  callbacks. Target: at most 2 ms, against a 16.7 ms frame.
+  callbacks. pump_cpu_ms_p99_*: the main thread's CPU time in those pumps (wall time on a shared machine also counts
+  the time the thread was descheduled). Target: at most 2 ms, against a 16.7 ms frame.
 - register_ms: ``addon_utils.enable`` of the add-on as Blender enables it at start-up (bytecode cached, Blender's
   one-time extension set-up already done), beside register_peer_ms: an empty extension enabled the same way.
   register_ms_cold: the first enable, with no bytecode cached yet. register_cpu_ms, register_peer_cpu_ms: the main
