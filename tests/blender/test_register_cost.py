@@ -35,13 +35,7 @@ def test_enabling_imports_no_heavy_module(tmp_path) -> None:  # type: ignore[no-
     assert not [m for m in imported if m.split(".")[0] in heavy]
     ours = [m.removeprefix("bl_ext.user_default.movie_director.") for m in imported if ".movie_director." in m]
     assert "operators.generate_image" in ours  # the probe did enable the add-on
-    backends = (
-        "clients.comfyui",
-        "clients.llm",
-        "clients.gradio_app",
-        "clients.wan2gp",
-        "clients.rvc",
-        "clients.audioldm",
-    )
-    assert not [m for m in ours if m.startswith(backends)]  # client modules load with their first job
+    # The backends' clients and transports load with their first job (a light module, e.g. a schema, may load early).
+    clients = [m for m in ours if m.startswith("clients.") and m.endswith((".client", "_transport", ".runner"))]
+    assert not clients and "clients.http" not in ours
     assert not [m for m in ours if m.startswith("runtime.") and m not in ("runtime.errors", "runtime.urls")]
