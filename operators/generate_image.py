@@ -17,10 +17,11 @@ import bpy
 
 from .. import addon_runtime
 from ..runtime.errors import MovieDirectorError
-from . import sequencer
+from . import preview, sequencer
 from .base import JobOperator
 from .image_models import MOVIEDIR_PG_lora, lora_stack
 from .placement import placement_for, register_placer
+from .preview import PREVIEW_IMAGE, show_preview, watch_previews  # noqa: F401  (show_preview: the callback's old home)
 
 if TYPE_CHECKING:
     from ..runtime.bridge import BatchHandle, JobHandle
@@ -118,7 +119,7 @@ def submit_image(
     ComfyUI's mask editor does."""
     request = image_request(prompt, template, preset, params, input_image, title, mask=mask)
     handle = addon_runtime.runtime().submit("comfyui", "image", request, placement=placement)
-    return handle.on_progress(show_preview)
+    return watch_previews(handle)
 
 
 def image_request(
@@ -182,37 +183,12 @@ def submit_variations(
         specs.append(JobSpec(backend="comfyui", kind="image", request=request, placement=where))
     batch = addon_runtime.runtime().submit_batch(specs)
     for handle in batch.handles:
-        handle.on_progress(show_preview)
+        watch_previews(handle)
     return batch
 
 
 #: The most variations one click may queue.
 MAX_VARIATIONS = 16
-PREVIEW_IMAGE = "Movie Director Preview"
-_last_preview: bytes | None = None
-
-
-def show_preview(job: Job) -> None:
-    """Copy the newest sampler preview into one Blender image that the sidebar shows (main thread)."""
-    global _last_preview
-    data = job.progress.preview
-    if not data or data is _last_preview:
-        return
-    _last_preview = data
-    suffix = ".png" if job.progress.preview_media_type == "image/png" else ".jpg"
-    path = Path(tempfile.gettempdir()) / f"movie_director_preview{suffix}"
-    path.write_bytes(data)
-    image = bpy.data.images.get(PREVIEW_IMAGE)
-    if image is None or image.filepath != str(path):
-        if image is not None:
-            bpy.data.images.remove(image)
-        image = bpy.data.images.load(str(path))
-        image.name = PREVIEW_IMAGE
-    else:
-        image.reload()
-    image.preview_ensure()
-    if image.preview is not None:
-        image.preview.reload()
 
 
 def template_params(template: str) -> set[str]:
@@ -463,5 +439,6 @@ def register() -> None:
 
 
 def unregister() -> None:
+    preview.reset()
     del bpy.types.Scene.movie_director_image
     _unregister()

@@ -18,17 +18,17 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from .. import addon_runtime
-from ..runtime.placement import Placement
 from . import sequencer
 
 if TYPE_CHECKING:
     from ..runtime.core import Runtime
     from ..runtime.jobs import Job
     from ..runtime.outbox import RuntimeEvent
+    from ..runtime.placement import Placement
 
 log = logging.getLogger(__name__)
 
-Placer = Callable[[Any, "Job", Placement], Any]
+Placer = Callable[[Any, "Job", "Placement"], Any]
 PLACERS: dict[str, Placer] = {}
 #: The custom property holding a scene's stable id (a renamed scene is still found by it).
 SCENE_ID_KEY = "movie_director_id"
@@ -59,6 +59,8 @@ def placement_for(
     extra: dict[str, Any] | None = None,
 ) -> Placement:
     """Where a job asked from ``scene`` now should land: this .blend, this scene, ``frame`` (the playhead)."""
+    from ..runtime.placement import Placement  # pydantic: imported on the first job, not when the add-on is enabled
+
     if placer not in PLACERS:
         raise ValueError(f"Unknown placer {placer!r}; known: {', '.join(sorted(PLACERS))}")
     return Placement(

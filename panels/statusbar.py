@@ -12,7 +12,6 @@ from typing import Any
 import bpy
 
 from .. import addon_runtime
-from ..runtime.eta import overall
 
 #: How long the status bar keeps saying how the last job ended.
 LAST_MESSAGE_SECONDS = 8.0
@@ -44,7 +43,11 @@ def _attach(rt: Any) -> Any:
 def draw_status(self: Any, context: Any) -> None:
     """Appended to ``STATUSBAR_HT_header``: nothing at all while no job is live and nothing just ended."""
     rt = addon_runtime.current()
-    summary = overall(h.status() for h in rt.jobs()) if rt else None
+    summary = None
+    if rt is not None:  # a runtime exists: its modules (and pydantic) are loaded, unlike when the add-on is enabled
+        from ..runtime.eta import overall
+
+        summary = overall(h.status() for h in rt.jobs())
     layout = self.layout
     if summary is not None:
         row = layout.row(align=True)

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import statistics
 import time
 import uuid
@@ -197,13 +198,80 @@ def bench_progress_latency() -> dict[str, float]:
     return {"progress_latency_ms_p50": statistics.median(latencies)}
 
 
+CPU_JOBS = 120
+DEPTHS = (1, 4, 16)
+
+
+_seeds = itertools.count(1)
+
+
+def sampler(i: int, steps: int = 4) -> dict[str, Any]:
+    """A small text-to-image workflow: the emulator sends progress and a preview for each step, as ComfyUI does.
+    Every call has a new seed: a prompt the server ran before would come from its cache."""
+    ksampler = dict(model=["1", 0], seed=next(_seeds), steps=steps, cfg=7.0, sampler_name="euler")
+    ksampler.update(scheduler="normal", positive=["2", 0], negative=["3", 0], latent_image=["4", 0], denoise=1.0)
+    return {
+        "1": {"class_type": "CheckpointLoaderSimple", "inputs": {"ckpt_name": "emulator-v1.safetensors"}},
+        "2": {"class_type": "CLIPTextEncode", "inputs": {"text": f"bench {i}", "clip": ["1", 1]}},
+        "3": {"class_type": "CLIPTextEncode", "inputs": {"text": "blurry", "clip": ["1", 1]}},
+        "4": {"class_type": "EmptyLatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
+        "5": {"class_type": "KSampler", "inputs": ksampler},
+        "6": {"class_type": "VAEDecode", "inputs": {"samples": ["5", 0], "vae": ["1", 2]}},
+        "7": {"class_type": "SaveImage", "inputs": {"images": ["6", 0], "filename_prefix": "bench"}},
+    }
+
+
+def ours_cpu(url: str, in_flight: int) -> tuple[float, float]:
+    """Through the add-on's runtime, with its journal (as in Blender): (seconds, CPU seconds) for CPU_JOBS jobs."""
+    out = scratch_dir("md-bench-")
+    rt = Runtime(output_root=out / "out", journal=out / "jobs.db")
+    rt.register_backend("comfyui", comfy.factory, BackendConfig(name="comfyui", urls=url, concurrency=in_flight))
+    assert rt.submit("comfyui", "image", {"workflow": sampler(0)}).wait(30).state.value == "succeeded"  # warm-up
+    start, cpu = time.perf_counter(), time.process_time()
+    handles = [rt.submit("comfyui", "image", {"workflow": sampler(i)}) for i in range(1, CPU_JOBS)]
+    for h in handles:
+        job = h.wait(120)
+        assert job.state.value == "succeeded", job.error
+    took, cpu = time.perf_counter() - start, time.process_time() - cpu
+    rt.stop()
+    return took, cpu
+
+
+def bench_cpu_per_job() -> dict[str, float]:
+    from comfy_peer import run_peer
+
+    figures: dict[str, float] = {}
+    cpu_ours: list[float] = []
+    cpu_peer: list[float] = []
+    with emulator_process() as url:
+        for depth in DEPTHS:  # ours and the peer alternate, so that machine noise hits both alike
+            peer_took, peer_cpu = run_peer(url, scratch_dir("md-bench-"), [sampler(i) for i in range(CPU_JOBS)], depth)
+            took, cpu = ours_cpu(url, depth)
+            jobs = CPU_JOBS - 1
+            figures[f"comfy_jobs_per_s_{depth}"] = jobs / took
+            figures[f"comfy_peer_jobs_per_s_{depth}"] = jobs / peer_took
+            cpu_ours.append(cpu * 1000 / jobs)
+            cpu_peer.append(peer_cpu * 1000 / jobs)
+    return {
+        "comfy_cpu_ms_per_job": statistics.median(cpu_ours),
+        "comfy_peer_cpu_ms_per_job": statistics.median(cpu_peer),
+        **figures,
+    }
+
+
 SECTIONS = [
     ("comfy_throughput", bench_throughput),
+    ("comfy_cpu", bench_cpu_per_job),
     ("upload", bench_upload),
     ("progress_latency", bench_progress_latency),
 ]
 TARGETS = {
     "comfy_jobs_per_s": lambda r: r["comfy_jobs_per_s"] >= 0.8 * r["comfy_raw_jobs_per_s"],
+    "comfy_cpu_ms_per_job": lambda r: r["comfy_cpu_ms_per_job"] <= r["comfy_peer_cpu_ms_per_job"],
+    **{
+        f"comfy_jobs_per_s_{d}": (lambda r, d=d: r[f"comfy_jobs_per_s_{d}"] >= r[f"comfy_peer_jobs_per_s_{d}"])
+        for d in DEPTHS
+    },
     "upload_mb_per_s": lambda r: r["upload_mb_per_s"] >= 0.5 * r["upload_raw_mb_per_s"],
     "progress_latency_ms_p50": lambda r: r["progress_latency_ms_p50"] <= ACTIVE_INTERVAL * 1000 / 2 + 2,
 }

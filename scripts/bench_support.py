@@ -10,20 +10,22 @@ from collections.abc import Iterator
 
 
 @contextlib.contextmanager
-def emulator_process() -> Iterator[str]:
-    """The emulator in its own process, as a real server is: in this process it would compete for the GIL."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "movie_director.clients.comfyui.emulator", "--port", "0", "--step-delay", "0"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+def server_process(argv: list[str], env: dict[str, str] | None = None) -> Iterator[str]:
+    """A server in its own process, as a real server is (in this process it would compete for the GIL); yields the
+    URL it prints on its first line of output."""
+    proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
         match = re.search(r"(http://\S+)", line)
         if not match:
-            raise RuntimeError(f"the emulator did not start: {line!r}")
-        yield match.group(1)
+            raise RuntimeError(f"{argv} did not start: {line!r}")
+        yield match.group(1).rstrip("/")
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+def emulator_process() -> contextlib.AbstractContextManager[str]:
+    """The ComfyUI emulator with no delay per step."""
+    return server_process(["-m", "movie_director.clients.comfyui.emulator", "--port", "0", "--step-delay", "0"])
