@@ -462,8 +462,11 @@ class ComfyClient(HttpBackendClient):
                 f"ComfyUI did not finish the job within {timeout:.0f} s", backend=self.name, retryable=True
             ) from None
         finally:
-            if tracker.done or asyncio.current_task().cancelling():  # type: ignore[union-attr]
+            cancelling = asyncio.current_task().cancelling()  # type: ignore[union-attr]
+            if tracker.done or cancelling:
                 conn.trackers.pop(job.id, None)
+            if tracker.done and not cancelling:  # ended on the server: nothing left to cancel there
+                self._job_conn.pop(job.id, None)
 
     async def _collect(
         self, conn: ServerConnection, tracker: PromptTracker, outcome: Outcome, ctx: JobContext

@@ -324,3 +324,11 @@ def test_object_info_is_fetched_once_and_cached(comfy_rt: Runtime, emulator: Emu
     assert "KSampler" in info and "input" in info["KSampler"]
     again = comfy_rt.call(client.object_info(emulator.url)).result(10)
     assert again is info  # served from the connection's cache, no second request
+
+
+def test_finished_jobs_leave_nothing_behind_in_the_client(comfy_rt: Runtime) -> None:
+    """A session that makes thousands of images must not keep one entry per job for ever."""
+    handles = [comfy_rt.submit("comfyui", "image", {"workflow": txt2img(steps=1)}) for _ in range(5)]
+    assert all(h.wait(30).state is JobState.SUCCEEDED for h in handles)
+    client = on_loop(comfy_rt, lambda: comfy_client(comfy_rt))
+    assert on_loop(comfy_rt, lambda: len(client._job_conn)) == 0
