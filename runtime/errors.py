@@ -37,7 +37,8 @@ class ErrorCode(StrEnum):
 
 
 _secrets_lock = threading.Lock()
-_secrets: frozenset[str] = frozenset()
+#: Longest first: a secret that is part of a longer one (a key pasted in pieces) must not break the longer one up.
+_secrets: tuple[str, ...] = ()
 REDACTED = "***"
 
 
@@ -47,7 +48,8 @@ def register_secret(secret: str | None) -> None:
     if not secret or len(secret) < 4:
         return
     with _secrets_lock:
-        _secrets = _secrets | {secret}
+        if secret not in _secrets:
+            _secrets = tuple(sorted({*_secrets, secret}, key=len, reverse=True))
 
 
 def redact(text: str) -> str:

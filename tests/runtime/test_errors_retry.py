@@ -138,3 +138,13 @@ def test_custom_policy_hooks() -> None:
     with pytest.raises(InvalidRequestError):
         asyncio.run(call_with_retry(fail, Always()))
     assert len(calls) == 5
+
+
+def test_a_secret_inside_a_longer_one_does_not_break_the_longer_one_up() -> None:
+    from movie_director.runtime.errors import redact, register_secret
+
+    key = "sk-nested-0123456789abcdefghijklmnop"
+    register_secret(key[:12])  # registered first, as a key pasted in pieces would be
+    register_secret(key)
+    assert redact(f"echo: {key}!") == "echo: ***!"
+    assert redact(f"part: {key[:12]}") == "part: ***"
