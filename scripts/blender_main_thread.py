@@ -152,7 +152,7 @@ def run_pump(addon: Any, callbacks: bool) -> tuple[list[float], list[float]]:
 
     image_ops = import_module(f"{addon.__name__}.operators.generate_image")
     llm_ops = import_module(f"{addon.__name__}.operators.llm_text")
-    base_ops = import_module(f"{addon.__name__}.operators.base")
+    eta = import_module(f"{addon.__name__}.runtime.eta")
     backend = import_module(f"{addon.__name__}.runtime.backend")
 
     rt = ar.runtime()
@@ -174,13 +174,11 @@ def run_pump(addon: Any, callbacks: bool) -> tuple[list[float], list[float]]:
     while not all(h.done for h in handles):
         t0, c0 = time.perf_counter(), time.thread_time()
         ar.pump_timer()
-        if callbacks:
-            # Each job's modal operator sets the status bar on its own 10 Hz timer: a fifth of them every 20 ms.
-            for i, h in enumerate(handles):
-                if (i + tick) % 5 == 0 and not h.done:
-                    line = base_ops.describe_progress(h.status()) + "  (Esc to cancel)"
-                    if workspace is not None:
-                        workspace.status_text_set(line)
+        if callbacks and tick % 5 == 0:
+            # The status bar's header redraws at about 10 Hz: it sums up every job (panels/statusbar.draw_status).
+            summary = eta.overall(h.status() for h in rt.jobs())
+            if workspace is not None and summary is not None:
+                workspace.status_text_set(summary.text)
         took = time.perf_counter() - t0
         durations.append(took * 1000)
         cpu_ms.append((time.thread_time() - c0) * 1000)
