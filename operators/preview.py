@@ -66,7 +66,8 @@ def show_preview(job: Job) -> None:
             return  # another job is on display
         d.job_id = job.id
     d.last_seen = now
-    if data is d.shown:
+    if data is d.shown:  # the newest preview is on screen: an older one held back must not replace it later
+        d.pending = None
         return
     d.pending = data
     if now - d.shown_at >= 1.0 / PREVIEW_HZ:
@@ -77,9 +78,11 @@ def preview_done(job: Job) -> None:
     """``on_done`` callback: the job on display shows its last preview and frees the display for the next job."""
     d = display
     if d.job_id == job.id:
-        data = job.progress.preview  # the final snapshot's: its last progress may have been folded into the end
-        if data and data is not d.shown:
-            d.pending = data
+        # The final snapshot's preview is the job's newest (its last progress may have been folded into the end):
+        # it replaces whatever the rate limit held back, and when it is already on screen nothing older may follow.
+        data = job.progress.preview
+        if data:
+            d.pending = None if data is d.shown else data
         flush()
         d.job_id = None
 

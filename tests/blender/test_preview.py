@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import queue
 import sys
 import tempfile
 import threading
@@ -72,7 +73,8 @@ def previewing(addon: ModuleType) -> Iterator[tuple[Any, dict[str, list[bytes]]]
             mine = sent.setdefault(job.id, [])
             for i in range(STEPS):
                 await asyncio.sleep(0.002)
-                data = bytes(frames[i % len(frames)])  # a fresh object, as a decoded websocket frame is
+                # The same object every 8 steps (bytes(b) is b): a preview may come back while it is on screen.
+                data = frames[i % len(frames)]
                 mine.append(data)
                 ctx.report_progress((i + 1) / STEPS, step=i + 1, preview=data, preview_media_type="image/jpeg")
             return jobs.JobOutputs()
@@ -123,11 +125,7 @@ def test_sixteen_previewing_jobs_update_the_image_at_most_once_per_pump_and_writ
     assert preview.display.shown_job in sent
     assert preview.display.job_id is None  # free for the next job
     last = sent[preview.display.shown_job][-1]
-    assert bytes(image.packed_file.data) in sent[preview.display.shown_job]  # one of that job's own previews
-    if bytes(image.packed_file.data) != last:
-        # Seen in about half the runs on 2026-12-01 after the day's merges: the image keeps the job's
-        # second-to-last preview. A race in the hand-over at the job's end (operators/preview.py), not yet found.
-        pytest.xfail("known race: the display kept the job's second-to-last preview")
+    assert bytes(image.packed_file.data) == last  # its newest, never an older one the rate limit held back
     assert tuple(image.size) == (64 + 8 * ((STEPS - 1) % 8), 48)
 
 
@@ -149,3 +147,75 @@ def test_a_comfyui_job_through_the_emulator_shows_its_preview_from_memory(addon:
     image = bpy.data.images[preview.PREVIEW_IMAGE]
     assert bytes(image.packed_file.data) == job.progress.preview  # the last preview the job had
     assert image.size[0] > 0 and image.size[1] > 0
+
+
+@pytest.mark.parametrize("together", [False, True], ids=["end-in-its-own-pump", "end-in-the-same-pump"])
+def test_the_job_ends_showing_its_newest_preview_never_one_the_rate_limit_held_back(
+    addon: ModuleType, monkeypatch: pytest.MonkeyPatch, together: bool
+) -> None:
+    """The ordering behind the race the sixteen-job test saw: preview A shown, B held back by the rate limit, then A
+    again (the same object: the newest preview is already on screen) and the end. The image must end on A, not on
+    the older B; ``together``: the last preview and the end reach the home thread in one pump."""
+    import bpy
+
+    backend = import_module(f"{addon.__name__}.runtime.backend")
+    jobs = import_module(f"{addon.__name__}.runtime.jobs")
+    preview = import_module(f"{addon.__name__}.operators.preview")
+    monkeypatch.setattr(preview, "PREVIEW_HZ", 0.01)  # one image change per 100 s: B is surely held back
+    a, b = _jpeg((104, 48), 200), _jpeg((96, 48), 40)
+    script: queue.Queue[bytes | None] = queue.Queue()
+    posted = threading.Semaphore(0)
+
+    class ScriptedClient(backend.BackendClient):  # type: ignore[name-defined,misc]
+        name = "scripted"
+
+        async def submit(self, job: Any, ctx: Any) -> None:
+            return None
+
+        async def get_result(self, job: Any, ctx: Any) -> Any:
+            ctx.mark_running()
+            while (data := await asyncio.to_thread(script.get, True, 10)) is not None:
+                ctx.report_progress(step=1, preview=data, preview_media_type="image/jpeg")
+                posted.release()
+            return jobs.JobOutputs()
+
+        async def health(self) -> Any:
+            return backend.HealthInfo(ok=True, url="scripted", message="in-process", version="1")
+
+    rt = addon.addon_runtime.runtime()
+    rt.register_backend("scripted", ScriptedClient, backend.BackendConfig(name="scripted"))
+    try:
+        handle = preview.watch_previews(rt.submit("scripted", "image", {}))
+        per_pump: list[int] = []
+
+        def pump_until(done: Any) -> None:
+            end = time.monotonic() + 10
+            while not done() and time.monotonic() < end:
+                updates = preview.display.updates
+                rt.pump()
+                per_pump.append(preview.display.updates - updates)
+                with rt.done_condition:
+                    rt.done_condition.wait(0.005)
+            assert done()
+
+        for data in (a, b):
+            script.put(data)
+            assert posted.acquire(timeout=10)
+            pump_until(lambda data=data: handle.status().progress.preview is data)
+        assert preview.display.shown is a and preview.display.pending is b  # B is held back
+        script.put(a)
+        if not together:
+            assert posted.acquire(timeout=10)
+            pump_until(lambda: handle.status().progress.preview is a)
+        script.put(None)
+        rt.done_signal.sleep(handle, 10)  # the job ended on the loop: its last messages all wait for the next pump
+        assert handle.final is not None
+        pump_until(lambda: handle.done)
+    finally:
+        addon.addon_runtime.shutdown()
+    assert handle.status().state.value == "succeeded"
+    assert max(per_pump) == 1  # never two image changes in one pump
+    image = bpy.data.images[preview.PREVIEW_IMAGE]
+    assert bytes(image.packed_file.data) == a  # the newest preview, not the held-back B
+    assert tuple(image.size) == (104, 48)
+    assert preview.display.job_id is None and preview.display.pending is None
