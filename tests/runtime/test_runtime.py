@@ -124,6 +124,27 @@ def test_pump_keeps_only_the_newest_progress_per_job(rt: Runtime) -> None:
     assert handle.status().state is JobState.SUCCEEDED
 
 
+def test_later_runs_first_thing_in_the_next_pump_never_in_the_one_running(rt: Runtime) -> None:
+    order: list[str] = []
+
+    def again() -> None:
+        order.append("later")
+        rt.outbox.later(lambda: order.append("later again"))  # from a later call: waits for the pump after
+
+    def boom() -> None:
+        raise ValueError("bad later call")
+
+    rt.outbox.call(lambda: (order.append("call"), rt.outbox.later(again), rt.outbox.later(boom)))
+    assert rt.pump() == 1 and order == ["call"]
+    assert len(rt.outbox) == 2  # waiting for a pump: Blender's timer keeps pumping
+    rt.outbox.call(lambda: order.append("call 2"))
+    errors = rt.outbox.callback_errors
+    assert rt.pump() == 3 and order == ["call", "later", "call 2"]
+    assert rt.outbox.callback_errors == errors + 1  # the failing one was caught, the pump went on
+    assert rt.pump() == 1 and order[-1] == "later again"
+    assert rt.pump() == 0 and len(rt.outbox) == 0
+
+
 @pytest.mark.parametrize("budget", [1.0, 0.0], ids=["one-pump", "pumps-cut-by-the-budget"])
 @pytest.mark.parametrize("kind", ["echo", "fail"])
 def test_coalescing_never_leaves_a_stale_progress_after_the_end(rt: Runtime, kind: str, budget: float) -> None:
