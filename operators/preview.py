@@ -2,7 +2,7 @@
 
 Touches bpy (main thread only). Many jobs may preview at once (16 at 50 Hz is 800 previews a second) while the pump
 must stay well inside a frame, so: one job is on display at a time (it keeps the display until it ends or sends no
-preview for QUIET_S), the image changes at most PREVIEW_HZ times a second (so at most once per pump), and the bytes
+preview for QUIET_S), the image changes at most PREVIEW_HZ times a second and at most once per pump, and the bytes
 are packed into the image from memory (``Image.pack(data=...)``, then ``buffers_free`` so Blender decodes the new
 bytes when the sidebar next draws): nothing is written to disk on the main thread.
 """
@@ -14,7 +14,11 @@ from typing import TYPE_CHECKING
 
 import bpy
 
+from .. import addon_runtime
+
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..runtime.bridge import JobHandle
     from ..runtime.jobs import Job
 
@@ -37,6 +41,7 @@ class Display:
         self.shown: bytes | None = None  # the bytes in the image
         self.shown_job: str | None = None  # the job they came from
         self.pending: bytes | None = None  # newer bytes held back by the rate limit
+        self.fresh = False  # the image changed in the pump running now
         self.updates = 0  # how many times the image changed (the tests count them)
 
 
@@ -66,10 +71,11 @@ def show_preview(job: Job) -> None:
             return  # another job is on display
         d.job_id = job.id
     d.last_seen = now
-    if data is d.shown:
+    if data is d.shown:  # the newest preview is on screen: an older one held back must not replace it later
+        d.pending = None
         return
     d.pending = data
-    if now - d.shown_at >= 1.0 / PREVIEW_HZ:
+    if now - d.shown_at >= 1.0 / PREVIEW_HZ and not d.fresh:
         flush()
 
 
@@ -77,9 +83,24 @@ def preview_done(job: Job) -> None:
     """``on_done`` callback: the job on display shows its last preview and frees the display for the next job."""
     d = display
     if d.job_id == job.id:
-        data = job.progress.preview  # the final snapshot's: its last progress may have been folded into the end
-        if data and data is not d.shown:
-            d.pending = data
+        # The final snapshot's preview is the job's newest (its last progress may have been folded into the end):
+        # it replaces whatever the rate limit held back, and when it is already on screen nothing older may follow.
+        data = job.progress.preview
+        if data:
+            d.pending = None if data is d.shown else data
+        job_id = job.id
+        if d.pending is not None and d.fresh and _next_pump(lambda: _close(job_id)):
+            # The image changed in this pump already (a log line delivered an earlier preview of the job): the last
+            # one goes in first thing next pump, and the display stays this job's until then.
+            d.last_seen = time.monotonic()
+            return
+        _close(job_id)
+
+
+def _close(job_id: str) -> None:
+    """The ended job ``job_id`` shows its last preview and frees the display (unless it has been reset since)."""
+    d = display
+    if d.job_id == job_id:
         flush()
         d.job_id = None
 
@@ -92,7 +113,22 @@ def flush() -> None:
         return
     d.shown, d.shown_job, d.shown_at = data, d.job_id, time.monotonic()
     d.updates += 1
+    if not d.fresh:
+        d.fresh = _next_pump(_pump_passed)
     load_into_image(data)
+
+
+def _pump_passed() -> None:
+    display.fresh = False
+
+
+def _next_pump(fn: Callable[[], object]) -> bool:
+    """Run ``fn`` first thing in the runtime's next pump; False when there is no runtime to pump it."""
+    rt = addon_runtime.current()
+    if rt is None:
+        return False
+    rt.outbox.later(fn)
+    return True
 
 
 def load_into_image(data: bytes) -> None:

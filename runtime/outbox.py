@@ -95,6 +95,7 @@ class Outbox:
 
     def __init__(self) -> None:
         self._q: deque[Message] = deque()
+        self._later: deque[Callable[[], Any]] = deque()
         self.subscribers: list[Subscriber] = []
         self.callback_errors = 0
 
@@ -109,18 +110,24 @@ class Outbox:
         """Run ``fn`` on the pumping thread at the next pump."""
         self._q.append(Call(fn))
 
+    def later(self, fn: Callable[[], Any]) -> None:
+        """Pumping thread: run ``fn`` first thing in the next pump, not in the one running now (:meth:`call` from a
+        callback would run in this one). For what must wait a pump: the sidebar's once-per-pump preview image."""
+        self._later.append(fn)
+
     def __len__(self) -> int:
-        return len(self._q)
+        """What waits for a pump: messages and :meth:`later` calls (Blender's timer keeps pumping while any wait)."""
+        return len(self._q) + len(self._later)
 
     def pump(self, budget: float = 0.008) -> int:
         """Deliver queued messages on this thread for at most ``budget`` seconds; returns how many were taken."""
+        n = self._run_later() if self._later else 0
         q = self._q
         if not q:
-            return 0
+            return n
         end = time.perf_counter() + budget
         popleft = q.popleft
         progress: dict[Receiver, Job] = {}
-        n = 0
         try:
             while q:
                 msg: Any = popleft()  # dispatched on its exact type below
@@ -153,6 +160,18 @@ class Outbox:
             pass
         for target, job in progress.items():
             target.deliver_progress(job)
+        return n
+
+    def _run_later(self) -> int:
+        """Run what :meth:`later` held for this pump (only those: one added now waits for the next pump)."""
+        later = self._later
+        n = 0
+        try:
+            for _ in range(len(later)):
+                self._guard(later.popleft())
+                n += 1
+        except IndexError:  # another thread pumped them concurrently
+            pass
         return n
 
     def _deliver_notice(self, event: RuntimeEvent) -> None:

@@ -124,6 +124,57 @@ def test_pump_keeps_only_the_newest_progress_per_job(rt: Runtime) -> None:
     assert handle.status().state is JobState.SUCCEEDED
 
 
+def test_later_runs_first_thing_in_the_next_pump_never_in_the_one_running(rt: Runtime) -> None:
+    order: list[str] = []
+
+    def again() -> None:
+        order.append("later")
+        rt.outbox.later(lambda: order.append("later again"))  # from a later call: waits for the pump after
+
+    def boom() -> None:
+        raise ValueError("bad later call")
+
+    rt.outbox.call(lambda: (order.append("call"), rt.outbox.later(again), rt.outbox.later(boom)))
+    assert rt.pump() == 1 and order == ["call"]
+    assert len(rt.outbox) == 2  # waiting for a pump: Blender's timer keeps pumping
+    rt.outbox.call(lambda: order.append("call 2"))
+    errors = rt.outbox.callback_errors
+    assert rt.pump() == 3 and order == ["call", "later", "call 2"]
+    assert rt.outbox.callback_errors == errors + 1  # the failing one was caught, the pump went on
+    assert rt.pump() == 1 and order[-1] == "later again"
+    assert rt.pump() == 0 and len(rt.outbox) == 0
+
+
+@pytest.mark.parametrize("budget", [1.0, 0.0], ids=["one-pump", "pumps-cut-by-the-budget"])
+@pytest.mark.parametrize("kind", ["echo", "fail"])
+def test_coalescing_never_leaves_a_stale_progress_after_the_end(rt: Runtime, kind: str, budget: float) -> None:
+    """The job's last progress reports and its end reach the home thread together (the Finished pops the coalesced
+    progress): the handle must then show the end's values (100 % when it succeeded, the last reported fraction when
+    it failed), never an older progress, and no progress callback runs after the end."""
+    from movie_director.runtime.eta import overall
+
+    request = {"steps": 25, "log": True} if kind == "echo" else {}
+    handle = rt.submit("local", kind, request)
+    seen: list[tuple[str, float]] = []
+    handle.on_progress(lambda j: seen.append(("progress", j.progress.fraction)))
+    handle.on_done(lambda j: seen.append(("done", j.progress.fraction)))
+    rt.done_signal.sleep(handle, 5)  # ended on the loop: every message it sent waits for the home thread
+    assert handle.final is not None
+    while rt.pump(budget=budget):  # budget 0: the pump stops every 32 messages, mid-stream
+        pass
+    assert handle.done
+    job = handle.status()
+    assert job is handle.final or job.progress == handle.final.progress
+    fractions = [f for what, f in seen if what == "progress"]
+    assert fractions == sorted(fractions)  # never an older progress after a newer one
+    assert seen[-1][0] == "done" and [what for what, _ in seen].count("done") == 1
+    if kind == "echo":
+        assert job.state is JobState.SUCCEEDED and job.progress.fraction == 1.0 and seen[-1][1] == 1.0
+    else:
+        assert job.state is JobState.FAILED and job.progress.fraction == handle.final.progress.fraction
+    assert overall([job]) is None  # the status bar counts it no more
+
+
 def test_a_failing_callback_is_reported_on_its_job_and_never_raises(rt: Runtime) -> None:
     def boom(job: Job) -> None:
         raise ValueError("bad callback")
