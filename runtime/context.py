@@ -9,7 +9,7 @@ registered secrets before it reaches the job, its callbacks or the journal.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from .errors import redact
 from .eta import StepClock
@@ -79,22 +79,40 @@ class JobContext:
         preview_media_type: str | None = None,
     ) -> None:
         job = self.job
+        if job.state.terminal:
+            return  # a late frame from the server: the final snapshot has gone out
         old = job.progress
+        step = old.step if step is None else step
+        total = old.total if total is None else total
+        if fraction is None or fraction != fraction:  # NaN from a broken server: keep the last good value
+            fraction = old.fraction
+        else:
+            fraction = min(max(fraction, 0.0), MAX_RUNNING_FRACTION)
+        stage = old.stage if stage is None or stage == old.stage else redact(stage)
+        message = old.message if message is None or message == old.message else redact(message)
         if eta_s is None:  # no estimate from the server: the job's own pace
-            eta_s = self._clock.eta(old.step if step is None else step, old.total if total is None else total)
-        values: dict[str, Any] = {
-            "stage": old.stage if stage is None else redact(stage),
-            "fraction": old.fraction if fraction is None else min(max(fraction, 0.0), MAX_RUNNING_FRACTION),
-            "message": old.message if message is None else redact(message),
-            "step": old.step if step is None else step,
-            "total": old.total if total is None else total,
-            "eta_s": eta_s,
-            "preview": old.preview if preview is None else preview,
-            "preview_media_type": old.preview_media_type if preview is None else preview_media_type,
-        }
-        if values["fraction"] != values["fraction"]:  # NaN from a broken server: keep the last good value
-            values["fraction"] = old.fraction
-        job.progress = Progress.model_construct(**values)
+            eta_s = self._clock.eta(step, total)
+        if (
+            preview is None
+            and fraction == old.fraction
+            and stage == old.stage
+            and message == old.message
+            and step == old.step
+            and total == old.total
+        ):
+            return  # nothing a user would see changed (a time estimate alone is not worth a message)
+        job.progress = Progress.trusted(
+            {
+                "stage": stage,
+                "fraction": fraction,
+                "message": message,
+                "step": step,
+                "total": total,
+                "eta_s": eta_s,
+                "preview": old.preview if preview is None else preview,
+                "preview_media_type": old.preview_media_type if preview is None else preview_media_type,
+            }
+        )
         self._changed()
 
     def log(self, line: str) -> None:

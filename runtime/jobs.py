@@ -64,6 +64,20 @@ class Progress(BaseModel):
     preview: bytes | None = Field(default=None, repr=False)
     preview_media_type: str | None = None
 
+    @classmethod
+    def trusted(cls, values: dict[str, Any]) -> Progress:
+        """A progress from values the runtime already checked (every field given, in range): built without
+        validation, as ``model_construct`` does but at a fraction of its cost (the loop builds one per message)."""
+        progress = cls.__new__(cls)
+        object.__setattr__(progress, "__dict__", values)
+        object.__setattr__(progress, "__pydantic_fields_set__", set(_PROGRESS_FIELDS))
+        object.__setattr__(progress, "__pydantic_extra__", None)
+        object.__setattr__(progress, "__pydantic_private__", None)
+        return progress
+
+
+_PROGRESS_FIELDS = frozenset(Progress.model_fields)
+
 
 class OutputFile(BaseModel):
     """A file a job produced, saved inside the job's output folder."""

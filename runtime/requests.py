@@ -24,35 +24,72 @@ def plain_request(request: Mapping[str, Any] | None) -> dict[str, Any]:
         return {}
     if not isinstance(request, Mapping):
         raise InvalidRequestError(f"A job's request must be a mapping of parameters, not {type(request).__name__}")
-    return {str(k): _plain(v, str(k), 1) for k, v in request.items()}
+    out: dict[str, Any] = {}
+    for key, value in request.items():
+        try:
+            out[str(key)] = _plain(value, 1)
+        except _Bad as bad:
+            raise bad.error(str(key) + "".join(reversed(bad.path))) from None
+    return out
 
 
-def _plain(value: Any, where: str, depth: int) -> Any:
-    if value is None or isinstance(value, (bool, str)):
+class _Bad(Exception):
+    """A value a job cannot store; the parameter's name is put together while it propagates (building a name for
+    every value of a large workflow cost more than the check itself)."""
+
+    def __init__(self, problem: str, hint: str = "") -> None:
+        self.problem = problem
+        self.hint = hint
+        self.path: list[str] = []
+
+    def error(self, where: str) -> InvalidRequestError:
+        return InvalidRequestError(f"The parameter {where!r} {self.problem}", hint=self.hint)
+
+
+def _plain(value: Any, depth: int) -> Any:
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return value
+    if kind is float:
+        return _finite(value)
+    if depth > MAX_DEPTH:
+        raise _Bad(f"is nested more than {MAX_DEPTH} levels deep")
+    if isinstance(value, Mapping):
+        mapping: dict[str, Any] = {}
+        for key, item in value.items():
+            try:
+                mapping[str(key)] = _plain(item, depth + 1)
+            except _Bad as bad:
+                bad.path.append(f".{key}")
+                raise
+        return mapping
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items: list[Any] = []
+        for i, item in enumerate(value):
+            try:
+                items.append(_plain(item, depth + 1))
+            except _Bad as bad:
+                bad.path.append(f"[{i}]")
+                raise
+        return items
+    if isinstance(value, (bool, str)):
         return value
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return _finite(float(value), where)
-    if depth > MAX_DEPTH:
-        raise InvalidRequestError(f"The parameter {where!r} is nested more than {MAX_DEPTH} levels deep")
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v, f"{where}.{k}", depth + 1) for k, v in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [_plain(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+        return _finite(float(value))
     if isinstance(value, PathLike):
         return str(value.__fspath__())
     if hasattr(value, "__index__"):  # numpy integers and the like
         return int(value.__index__())
     if hasattr(value, "__float__") and not isinstance(value, (bytes, bytearray, complex)):
-        return _finite(float(value), where)
-    raise InvalidRequestError(
-        f"The parameter {where!r} is a {type(value).__name__}, which a job cannot store",
-        hint="Pass plain numbers, text, lists or dictionaries.",
+        return _finite(float(value))
+    raise _Bad(
+        f"is a {type(value).__name__}, which a job cannot store", "Pass plain numbers, text, lists or dictionaries."
     )
 
 
-def _finite(value: float, where: str) -> float:
+def _finite(value: float) -> float:
     if not math.isfinite(value):
-        raise InvalidRequestError(f"The parameter {where!r} is {value}, not a finite number")
+        raise _Bad(f"is {value}, not a finite number")
     return value

@@ -5,6 +5,7 @@ Plain Python: this module never imports bpy.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from urllib.parse import urlsplit
 
@@ -45,6 +46,7 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 _SCHEMES = {"ws": "http", "wss": "https"}
 
 
+@functools.lru_cache(maxsize=512)  # every request and redirect hop asks, always about the same few servers
 def origin(url: str) -> tuple[str, str, int]:
     """``(scheme, host, port)`` of a URL, a websocket counted as the HTTP(S) server it upgrades from.
 

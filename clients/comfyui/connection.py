@@ -95,6 +95,8 @@ class ServerConnection:
         self.uploading: dict[str, asyncio.Future[str]] = {}  # sha256 -> the upload under way
         self.down_until = 0.0
         self.last_error = ""
+        #: When the socket last delivered a frame (the loop's clock).
+        self.last_heard = 0.0
         self.reconnects = 0
         self.protocol_errors = 0
         self._task: asyncio.Task[None] | None = None
@@ -181,23 +183,39 @@ class ServerConnection:
             attempt += 1
 
     async def _read(self, ws: aiohttp.ClientWebSocketResponse) -> None:
+        """Dispatch every frame until the socket ends. Silence is watched beside it (:meth:`_watch_silence`): a
+        receive timeout would arm and cancel a timer for every frame, a tenth of the client's CPU per job."""
+        loop = asyncio.get_running_loop()
+        self.last_heard = loop.time()
+        watchdog = loop.create_task(self._watch_silence())
+        try:
+            while True:
+                msg = await ws.receive()
+                self.last_heard = loop.time()
+                if msg.type == aiohttp.WSMsgType.TEXT:
+                    self._on_text(msg.data)
+                elif msg.type == aiohttp.WSMsgType.BINARY:
+                    self._on_binary(msg.data)
+                elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
+                    self.last_error = "the server closed the event socket"
+                    return
+                elif msg.type == aiohttp.WSMsgType.ERROR:
+                    self.last_error = f"socket error: {ws.exception()}"
+                    return
+        finally:
+            watchdog.cancel()
+
+    async def _watch_silence(self) -> None:
+        """With prompts in flight and no frame for :data:`SILENCE_CHECK` seconds, ask /history and /queue directly
+        (a server that lost our socket's registration goes on running our prompts without telling us)."""
+        loop = asyncio.get_running_loop()
         while True:
-            try:
-                msg = await ws.receive(timeout=SILENCE_CHECK)
-            except TimeoutError:
-                if self.trackers:
-                    await self.reconcile()
-                continue
-            if msg.type == aiohttp.WSMsgType.TEXT:
-                self._on_text(msg.data)
-            elif msg.type == aiohttp.WSMsgType.BINARY:
-                self._on_binary(msg.data)
-            elif msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
-                self.last_error = "the server closed the event socket"
-                return
-            elif msg.type == aiohttp.WSMsgType.ERROR:
-                self.last_error = f"socket error: {ws.exception()}"
-                return
+            await asyncio.sleep(max(self.last_heard + SILENCE_CHECK - loop.time(), 0.0))
+            if loop.time() - self.last_heard < SILENCE_CHECK:
+                continue  # a frame came meanwhile
+            self.last_heard = loop.time()  # the next look, one period later if the silence goes on
+            if self.trackers:
+                await self.reconcile()
 
     def _malformed(self, exc: ProtocolError) -> None:
         """A malformed message is reported and skipped: one bad frame never kills the listener or a job."""

@@ -133,6 +133,8 @@ class PromptTracker:
     failure: Exception | None = None
     #: 1-based place in the server's queue while pending (None once running or unknown).
     queue_position: int | None = None
+    #: A report is scheduled for the end of the current burst of messages.
+    _report_due: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
         self.class_types = {
@@ -167,16 +169,24 @@ class PromptTracker:
 
     # --- the figures ------------------------------------------------------------------------------------------------
     def fraction(self) -> float:
-        work = [n for n in self.class_types if n not in self.cached]
+        """Nodes done weigh NODE_WEIGHT, sampler steps SAMPLER_WEIGHT; cached nodes count for neither (computed for
+        every message, so with set operations rather than per-node scans)."""
+        types = self.class_types.keys()
+        cached = self.cached
+        work = len(types - cached) if cached else len(types)
         if not work:
             return 0.0
-        nodes_done = sum(1 for n in work if n in self.finished_nodes)
-        node_part = nodes_done / (len(work) + 1)  # +1: never full until the outputs are in
-        samplers = [n for n in self.steps_total if n not in self.cached]
-        total = sum(self.steps_total[n] for n in samplers)
+        finished = self.finished_nodes & types
+        nodes_done = len(finished - cached) if cached else len(finished)
+        node_part = nodes_done / (work + 1)  # +1: never full until the outputs are in
+        total = done = 0.0
+        steps_done = self.steps_done
+        for node, steps in self.steps_total.items():
+            if node not in cached:
+                total += steps
+                done += min(steps_done.get(node, 0.0), steps)
         if total <= 0:
-            return min(nodes_done / (len(work) + 1), MAX_FRACTION)
-        done = sum(min(self.steps_done.get(n, 0.0), self.steps_total[n]) for n in samplers)
+            return min(node_part, MAX_FRACTION)
         return min(NODE_WEIGHT * node_part + SAMPLER_WEIGHT * done / total, MAX_FRACTION)
 
     def stage(self) -> str:
@@ -217,8 +227,15 @@ class PromptTracker:
 
     # --- messages ---------------------------------------------------------------------------------------------------
     def handle(self, msg: WsMessage) -> None:
-        """Apply one message about this prompt and report what changed."""
-        if self.apply(msg):
+        """Apply one message about this prompt; what changed is reported once the messages that arrived together
+        are all applied (a burst of a dozen frames is one report, not twelve)."""
+        if self.apply(msg) and not self._report_due:
+            self._report_due = True
+            asyncio.get_running_loop().call_soon(self._report_now)
+
+    def _report_now(self) -> None:
+        self._report_due = False
+        if not (self.outcome is not None and self.outcome.cancelled()):
             self.report()
 
     def apply(self, msg: WsMessage) -> bool:

@@ -47,13 +47,14 @@ def _msg(kind: str, **data: Any) -> Any:
 
 def _run(scenario: Any) -> Any:
     async def main() -> Any:
-        return scenario()
+        result = scenario()
+        return await result if asyncio.iscoroutine(result) else result
 
     return asyncio.run(main())
 
 
 def test_sampler_steps_weigh_eight_tenths() -> None:
-    def scenario() -> list[float]:
+    async def scenario() -> list[float]:
         reports = Reports()
         tracker = PromptTracker(prompt_id="p", workflow=txt2img(steps=10), job=reports)
         tracker.handle(_msg("execution_start"))
@@ -67,6 +68,7 @@ def test_sampler_steps_weigh_eight_tenths() -> None:
         sampled = tracker.fraction()
         tracker.handle(_msg("executing", node="6"))
         tracker.handle(_msg("executing", node="7"))
+        await asyncio.sleep(0)  # the burst's one report
         return [before_sampling, half, sampled, tracker.fraction(), reports.running]
 
     before, half, sampled, saving, running = _run(scenario)
@@ -75,6 +77,31 @@ def test_sampler_steps_weigh_eight_tenths() -> None:
     assert sampled == pytest.approx(0.2 * 4 / 8 + 0.8)
     assert sampled < saving < 0.99
     assert running > 0
+
+
+def test_a_burst_of_messages_is_one_report_with_the_newest_figures() -> None:
+    """Frames that arrive together are applied one by one and reported once, after the last: the job sees the
+    newest figures, at a fraction of the cost of a report per frame."""
+
+    async def scenario() -> tuple[list[float], list[float], list[str]]:
+        reports = Reports()
+        tracker = PromptTracker(prompt_id="p", workflow=txt2img(steps=10), job=reports)
+        tracker.handle(_msg("execution_start"))
+        for node in ("1", "2", "3", "4", "5"):
+            tracker.handle(_msg("executing", node=node))
+        for step in range(1, 6):
+            tracker.handle(_msg("progress", value=step, max=10, node="5"))
+        during = list(reports.fractions)
+        await asyncio.sleep(0)
+        first = list(reports.fractions)
+        tracker.handle(_msg("progress", value=10, max=10, node="5"))
+        await asyncio.sleep(0)
+        return during, first, reports.stages
+
+    during, reports, stages = _run(scenario)
+    assert during == [], "reported before the burst was over"
+    assert reports == [pytest.approx(0.2 * 4 / 8 + 0.8 * 0.5)]
+    assert stages == ["sampling", "sampling"]
 
 
 def test_a_cached_sampler_leaves_the_weight_to_the_nodes() -> None:

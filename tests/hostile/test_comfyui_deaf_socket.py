@@ -99,3 +99,35 @@ def test_the_client_hears_every_job_after_a_half_open_drop(emulator: EmulatorThr
     assert elapsed < SILENCE_CHECK / 2, f"the job finished only through the silence fallback ({elapsed:.1f} s)"
     assert any(j.progress.step is not None for j in seen), "no progress came over the socket: it is deaf"
     assert any(j.progress.preview for j in seen), "no preview came over the socket: it is deaf"
+
+
+def test_a_socket_gone_silent_is_caught_by_the_silence_watch(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """A socket that stays open but hears nothing of our prompt (any server that lost our registration): the
+    silence watch beside the reader asks /history and the job ends, once per silent period, not per frame."""
+    from movie_director.clients.comfyui import connection
+
+    monkeypatch.setattr(connection, "SILENCE_CHECK", 0.5)
+    with EmulatorThread(step_delay=0.0) as emu:
+        server = emu.emulator
+        speak = server.send
+        muted: list[str] = []
+
+        def deaf(event: str, data: object, sid: str | None) -> None:
+            if sid is None:  # broadcasts (queue status) still come: the socket is alive, just deaf to our prompt
+                speak(event, data, sid)
+            else:
+                muted.append(event)
+
+        server.send = deaf  # type: ignore[method-assign]
+        rt = Runtime(output_root=tmp_path / "out")
+        try:
+            rt.register_backend("comfyui", comfy.factory, BackendConfig(name="comfyui", urls=emu.url))
+            start = time.monotonic()
+            job = rt.submit("comfyui", "image", {"workflow": txt2img(steps=2)}).wait(10)
+            elapsed = time.monotonic() - start
+        finally:
+            rt.stop()
+    assert "executing" in muted, "the stand-in did not run the prompt silently"
+    assert job.state is JobState.SUCCEEDED, job.error
+    assert job.outputs.files, "the silence watch found the prompt finished but fetched no output"
+    assert elapsed >= 0.5, "the job cannot have ended through the socket: it heard nothing"

@@ -26,6 +26,23 @@ def _is_upload(name: str, spec: Any) -> bool:
     return name in FILE_INPUTS or bool(options.get("image_upload") or options.get("audio_upload"))
 
 
+#: Per node type, each input's (spec, allowed values), for the last ``object_info`` asked about (by identity: a
+#: refresh brings a new dict). Every job is checked before it is sent; the server's catalogue rarely changes.
+_inputs_cache: tuple[object, dict[str, dict[str, tuple[Any, list[Any] | None]]]] = (None, {})
+
+
+def _inputs_of(object_info: Mapping[str, Any], class_type: str, info: Any) -> dict[str, tuple[Any, list[Any] | None]]:
+    global _inputs_cache
+    known, table = _inputs_cache
+    if known is not object_info:
+        table = {}
+        _inputs_cache = (object_info, table)
+    entry = table.get(class_type)
+    if entry is None:
+        entry = table[class_type] = {name: (spec, allowed_values(spec)) for name, spec in input_specs(info)}
+    return entry
+
+
 def missing_in_workflow(
     workflow: Mapping[str, Any],
     object_info: Mapping[str, Any],
@@ -43,10 +60,9 @@ def missing_in_workflow(
         if info is None:
             found.append(f"node type {class_type}")
             continue
-        specs = dict(input_specs(info))
+        specs = _inputs_of(object_info, class_type, info)
         for name, value in (node.get("inputs") or {}).items():
-            spec = specs.get(name)
-            allowed = allowed_values(spec) if spec is not None else None
+            spec, allowed = specs.get(name, (None, None))
             if allowed is None or not isinstance(value, str) or value in allowed or (nid, name) in per_job:
                 continue
             if _is_upload(name, spec):
