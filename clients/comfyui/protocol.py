@@ -339,12 +339,20 @@ TERMINAL_TYPES = frozenset(
 
 @dataclass(frozen=True, slots=True)
 class WsMessage:
-    """One websocket JSON message: ``type``, typed ``data`` and the decoded ``raw`` dict for anything else (empty for
-    a ``progress_state`` frame, which is validated from its text without being decoded first)."""
+    """One websocket JSON message: ``type``, typed ``data``, and the whole frame as ``raw`` for anything else."""
 
     type: str
     data: MessageData
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    #: The decoded frame; None when ``data`` was validated straight from ``text`` (``progress_state``).
+    frame: Mapping[str, Any] | None = field(default=None, repr=False)
+    text: str = field(default="", repr=False)
+
+    @property
+    def raw(self) -> Mapping[str, Any]:
+        """The whole frame as decoded JSON (decoded on demand for a frame read in one pass)."""
+        if self.frame is not None:
+            return self.frame
+        return _loads(self.text) if self.text else {}
 
     @property
     def known(self) -> bool:
@@ -461,7 +469,7 @@ def parse_message(text: str | bytes) -> WsMessage:
         except ValidationError:
             pass  # the general path below says what is wrong with it
         else:
-            return WsMessage(type=MessageType.PROGRESS_STATE, data=frame.data)
+            return WsMessage(type=MessageType.PROGRESS_STATE, data=frame.data, text=text)
     try:
         try:
             obj = _loads(text)
@@ -475,18 +483,18 @@ def parse_message(text: str | bytes) -> WsMessage:
         data = obj.get("data")
         fast = _FAST_PARSERS.get(msg_type)
         if fast is not None and isinstance(data, dict):
-            return WsMessage(type=msg_type, data=fast(msg_type, data, text), raw=obj)
+            return WsMessage(type=msg_type, data=fast(msg_type, data, text), frame=obj)
         model = DATA_MODELS.get(msg_type)
         if model is None:
             generic = GenericData.model_validate(data) if isinstance(data, dict) else GenericData()
-            return WsMessage(type=msg_type, data=generic, raw=obj)
+            return WsMessage(type=msg_type, data=generic, frame=obj)
         if not isinstance(data, dict):
             raise _error(f"'{msg_type}' message has no data object", _sample(text))
         try:
             parsed = model.model_validate(data)
         except ValidationError as exc:
             raise _error(f"'{msg_type}' message is malformed: {_first_error(exc)}", _sample(text)) from None
-        return WsMessage(type=msg_type, data=parsed, raw=obj)  # type: ignore[arg-type]
+        return WsMessage(type=msg_type, data=parsed, frame=obj)  # type: ignore[arg-type]
     except ProtocolError:
         raise
     except Exception as exc:  # a last guard: a parser bug must not look like a network failure
