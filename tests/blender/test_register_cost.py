@@ -22,7 +22,12 @@ addon_utils.extensions_refresh()
 b.enable("md_empty_a")  # Blender's own one-time extension set-up
 before = set(sys.modules)
 b.enable()
-print(json.dumps(sorted(set(sys.modules) - before)))
+enabled = sorted(set(sys.modules) - before)
+# The hand-off still works from the operator: its modules load on this first use.
+import bpy
+bpy.context.scene.timeline_markers.new("Shot 1", frame=1)
+done = bpy.ops.moviedir.storyboard_sheet(filepath=sys.argv[2])
+print(json.dumps({"enabled": enabled, "done": sorted(done), "after": sorted(set(sys.modules) - before)}))
 """
 
 
@@ -45,10 +50,12 @@ ALLOWED = {"clients", "clients.registry", "clients.handoff", "clients.handoff.er
 
 def test_enabling_imports_no_heavy_module(tmp_path) -> None:  # type: ignore[no-untyped-def]
     env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "home"))
-    cmd = [sys.executable, "-c", PROBE, str(REPO / "scripts")]
+    sheet = tmp_path / "sheet.png"
+    cmd = [sys.executable, "-c", PROBE, str(REPO / "scripts"), str(sheet)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    imported = json.loads(out.stdout.strip().splitlines()[-1])
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    imported = result["enabled"]
     heavy = ("pydantic", "aiohttp", "sqlite3", "email", "gradio_client", "websockets", "opentimelineio")
     heavy += ("difflib", "uuid")  # stdlib, but only a job needs them
     assert not [m for m in imported if m.split(".")[0] in heavy]
@@ -56,3 +63,7 @@ def test_enabling_imports_no_heavy_module(tmp_path) -> None:  # type: ignore[no-
     assert "operators.generate_image" in ours and "operators.handoff" in ours  # the probe did enable the add-on
     assert not [m for m in ours if m in LAZY]
     assert not [m for m in ours if m.startswith(("clients", "runtime")) and m not in ALLOWED]
+    # First use: the operator loads what it needs and works.
+    assert result["done"] == ["FINISHED"] and sheet.read_bytes().startswith(b"\x89PNG")
+    loaded = [m.removeprefix("bl_ext.user_default.movie_director.") for m in result["after"]]
+    assert "clients.handoff.sheet" in loaded and "clients.handoff.cut" in loaded
