@@ -13,7 +13,6 @@ import atexit
 import logging
 import os
 import tempfile
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,6 +105,8 @@ def installation_id() -> str:
             return value
     except OSError:
         pass
+    import uuid  # once per installation: not when the add-on is enabled
+
     value = uuid.uuid4().hex
     try:
         path.write_text(value)

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from .. import addon_runtime
-from ..runtime.errors import MovieDirectorError
 
 if TYPE_CHECKING:
     from ..runtime.bridge import JobHandle
@@ -55,6 +54,8 @@ class JobOperator(bpy.types.Operator):
         return None
 
     def _submit(self, context: Any) -> JobHandle | None:
+        from ..runtime.errors import MovieDirectorError  # with the first job: not when the add-on is enabled
+
         try:
             handle = self.start_job(context, self.placement(context))
         except (MovieDirectorError, ValueError) as exc:

@@ -2,19 +2,23 @@
 
 Touches bpy (main thread only). One clip per top-level strip: a clip at another frame rate is the meta strip
 ``sequencer.place_movie`` makes (a movie and a Speed effect), read as the movie with its real source range.
-Muted strips and effects other than text are left out (they are listed in the cut's metadata).
+Muted strips and effects other than text are left out (they are listed in the cut's metadata). The cut's data
+classes load on the first read, not when the add-on is enabled.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from ..clients.handoff.cut import Clip, Cut, HandoffError, Marker, Shot, Track
+from ..clients.handoff.errors import HandoffError
 from . import sequencer
+
+if TYPE_CHECKING:
+    from ..clients.handoff.cut import Clip, Cut, Shot
 
 #: On the scene: the Director's shots (index, description, dialogue, frames), written by operators/direct.py.
 SHOTS_KEY = "movie_director_shots"
@@ -27,6 +31,8 @@ STAGE_KEY = "movie_director_stage"
 
 def read_cut(scene: Any) -> Cut:
     """The scene's cut; :class:`HandoffError` for an empty Sequencer or a path relative to an unsaved file."""
+    from ..clients.handoff.cut import Cut, Marker, Track
+
     fps = sequencer.scene_fps(scene)
     top = list(sequencer.strips(scene)) if scene.sequence_editor else []
     by_track: dict[tuple[int, str], list[Clip]] = {}
@@ -109,6 +115,8 @@ def _metadata(strip: Any) -> dict[str, Any]:
 
 
 def _clip(strip: Any, fps: float) -> Clip | None:
+    from ..clients.handoff.cut import Clip
+
     start, duration = strip.frame_final_start, strip.frame_final_duration
     common = {"name": strip.name, "start": start, "duration": duration, "metadata": _metadata(strip)}
     offset = strip.frame_final_start - strip.frame_start  # trimmed off the front, in timeline frames
@@ -144,6 +152,8 @@ def _clip(strip: Any, fps: float) -> Clip | None:
 
 def _retimed_clip(strip: Any, fps: float, offset: int, common: dict[str, Any]) -> Clip:
     """The movie inside a retiming meta strip: its own frames and rate, and the speed the Speed effect gives it."""
+    from ..clients.handoff.cut import Clip
+
     inner = list(strip.strips if hasattr(strip, "strips") else strip.sequences)
     movie = next((s for s in inner if s.type == "MOVIE"), None)
     speed = next((s for s in inner if s.type == "SPEED"), None)
@@ -167,6 +177,8 @@ def _retimed_clip(strip: Any, fps: float, offset: int, common: dict[str, Any]) -
 
 def read_cut_shots(scene: Any) -> Cut:
     """The scene's shots alone (for the storyboard sheet): no Sequencer media needed."""
+    from ..clients.handoff.cut import Cut
+
     return Cut(
         name=scene.name,
         fps=sequencer.scene_fps(scene),
@@ -182,6 +194,8 @@ def read_cut_shots(scene: Any) -> Cut:
 def read_shots(scene: Any) -> list[Shot]:
     """The Director's shots (with description and dialogue), else one shot per marker; the still of each is the
     picture at its first frame."""
+    from ..clients.handoff.cut import Shot
+
     stored = json.loads(scene.get(SHOTS_KEY, "[]"))
     if stored:
         rows = [

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from .. import addon_runtime
-from ..runtime.errors import MovieDirectorError
 from . import preview, sequencer
 from .base import JobOperator
 from .image_models import MOVIEDIR_PG_lora, lora_stack
@@ -403,6 +402,8 @@ class MOVIEDIR_OT_generate_variations(bpy.types.Operator):
         return context.scene is not None
 
     def execute(self, context: Any) -> set[str]:
+        from ..runtime.errors import MovieDirectorError  # with the first job: not when the add-on is enabled
+
         settings = context.scene.movie_director_image
         try:
             if not settings.prompt.strip() and settings.input_source == "NONE":

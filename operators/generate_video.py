@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import bpy
 
 from .. import addon_runtime
-from ..clients.wan2gp.schema import DEFAULT_FPS
 from . import sequencer
 from .base import JobOperator
 from .generate_image import export_input_image
@@ -53,6 +52,8 @@ def place_movie(
 ) -> Any:
     """The whole clip at ``frame``, playing at its own speed, on ``channel`` or the first channel free for its length
     (``frames`` at ``fps``: the clip's expected length, as the job reports it; the strip takes the file's real one)."""
+    from ..clients.wan2gp.schema import DEFAULT_FPS  # on the first clip placed: not when the add-on is enabled
+
     length = max(1, round(frames * sequencer.scene_fps(scene) / (fps or DEFAULT_FPS)))
     channel = channel or sequencer.first_free_channel(scene, frame, frame + length)
     return sequencer.place_movie(scene, path, frame=frame, name=name, channel=channel)

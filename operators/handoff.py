@@ -4,7 +4,7 @@ Export Subtitles).
 
 Touches bpy (main thread only). The files themselves are written by the plain modules in ``clients/handoff``; every
 file is written to a temporary name and renamed when complete, and bad input is a :class:`HandoffError` that names
-what is wrong.
+what is wrong. Those modules (and OpenTimelineIO) load on the first export or import, not when the add-on is enabled.
 """
 
 from __future__ import annotations
@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 from bpy.props import EnumProperty, StringProperty
 from bpy_extras.io_utils import ExportHelper, ImportHelper
 
-from ..clients.handoff.cut import Clip, Cut, HandoffError, check_media
+from ..clients.handoff.errors import HandoffError
 from . import cut_reader, sequencer, subtitles
+
+if TYPE_CHECKING:
+    from ..clients.handoff.cut import Clip, Cut
 
 #: Export formats: enum id -> (extension, label, what reads it).
 FORMATS = {
@@ -33,6 +36,7 @@ FORMATS = {
 def export_cut(path: str | Path, *, scene: Any = None) -> Path:
     """Write the scene's cut to ``path`` in the format its extension names (.otio, .edl, .xml, .srt)."""
     from ..clients.handoff import otio_io, srt
+    from ..clients.handoff.cut import check_media
     from ..clients.handoff.files import write_text
 
     scene = scene or bpy.context.scene
@@ -48,6 +52,7 @@ def export_cut(path: str | Path, *, scene: Any = None) -> Path:
 def import_cut(path: str | Path, *, name: str = "") -> Any:
     """Rebuild an ``.otio`` cut in a new scene (stills, clips at their own rate, sounds, subtitles, markers)."""
     from ..clients.handoff import otio_io
+    from ..clients.handoff.cut import check_media
 
     cut = otio_io.read(Path(bpy.path.abspath(str(path))))
     check_media(cut)

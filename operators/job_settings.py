@@ -89,8 +89,11 @@ def copy_settings(scene: Any, backend: str, kind: str, request: dict[str, Any]) 
         else:
             copied.append(prop)
     if (backend, kind) == ("wan2gp", "video") and isinstance(request.get("video_length"), int):
-        from .generate_video import FPS
+        from ..clients.wan2gp.schema import DEFAULT_FPS
+        from .generate_video import SCHEMAS
 
-        settings.seconds = request["video_length"] / FPS
+        # frames, at the model's own rate as its schema declared it (Wan2GP's fallback when it was never asked)
+        fps = SCHEMAS.get(str(request.get("model_type", "")), {}).get("fps") or DEFAULT_FPS
+        settings.seconds = request["video_length"] / fps
         copied.append("seconds")
     return copied, refused

@@ -11,7 +11,6 @@ never only printed. A result asked for from another .blend waits in :data:`PENDI
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -45,6 +44,8 @@ def scene_id(scene: Any) -> str:
     """The scene's stable id, stamped on it the first time it is asked for."""
     value = scene.get(SCENE_ID_KEY)
     if not value:
+        import uuid  # on the first job: not when the add-on is enabled
+
         value = scene[SCENE_ID_KEY] = uuid.uuid4().hex
     return str(value)
 

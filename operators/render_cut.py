@@ -21,7 +21,7 @@ from typing import Any
 
 import bpy
 
-from ..clients.handoff.cut import HandoffError, check_media
+from ..clients.handoff.errors import HandoffError
 from . import cut_reader, sequencer
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,8 @@ class CutRender:
     """One render of a scene's cut, advanced by :meth:`step` (one frame per call, then the encode)."""
 
     def __init__(self, scene: Any, path: str | Path) -> None:
+        from ..clients.handoff.cut import check_media  # the cut's data classes load on the first render
+
         self.scene_name = scene.name
         self.target = Path(bpy.path.abspath(str(path)))
         if self.target.suffix.lower() not in CONTAINERS:

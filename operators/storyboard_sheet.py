@@ -2,7 +2,8 @@
 
 Touches bpy (main thread only). The layout is plain Python (``clients/handoff/sheet.py``); the stills are scaled
 and pasted with ``bpy.data.images`` and the words drawn with ``blf`` into an ``imbuf`` (Blender 4.1+), so no image
-library is bundled. PDF: neither Blender nor a bundled library writes one, so the sheet is a PNG only.
+library is bundled. PDF: neither Blender nor a bundled library writes one, so the sheet is a PNG only. The layout
+module loads on the first sheet, not when the add-on is enabled.
 """
 
 from __future__ import annotations
@@ -10,14 +11,15 @@ from __future__ import annotations
 import array
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import bpy
 
-from ..clients.handoff.cut import HandoffError
-from ..clients.handoff.files import atomic_path
-from ..clients.handoff.sheet import Sheet, layout
+from ..clients.handoff.errors import HandoffError
 from . import cut_reader
+
+if TYPE_CHECKING:
+    from ..clients.handoff.sheet import Sheet
 
 BACKGROUND = (0.96, 0.96, 0.94, 1.0)
 EMPTY = (0.75, 0.75, 0.75, 1.0)
@@ -26,6 +28,9 @@ INK = (0.08, 0.08, 0.08, 1.0)
 
 def storyboard_sheet(path: str | Path, *, scene: Any = None) -> Path:
     """Write the scene's storyboard sheet to ``path`` (PNG); whole or not at all."""
+    from ..clients.handoff.files import atomic_path
+    from ..clients.handoff.sheet import layout
+
     scene = scene or bpy.context.scene
     target = Path(bpy.path.abspath(str(path)))
     if target.suffix.lower() != ".png":

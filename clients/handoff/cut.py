@@ -13,12 +13,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .errors import HandoffError
+
 ClipKind = Literal["still", "movie", "sound", "text"]
 TrackKind = Literal["video", "audio"]
-
-
-class HandoffError(Exception):
-    """Why a cut cannot be handed off (empty scene, missing media...), worded for the user."""
 
 
 @dataclass(frozen=True)

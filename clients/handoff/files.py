@@ -11,7 +11,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .cut import HandoffError
+from .errors import HandoffError
 
 
 @contextlib.contextmanager

@@ -16,7 +16,8 @@ import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .cut import Clip, ClipKind, Cut, HandoffError, Marker, Shot, Track, relative_path
+from .cut import Clip, ClipKind, Cut, Marker, Shot, Track, relative_path
+from .errors import HandoffError
 from .files import atomic_path
 
 if TYPE_CHECKING:

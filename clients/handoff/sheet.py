@@ -9,7 +9,8 @@ from __future__ import annotations
 import textwrap
 from dataclasses import dataclass
 
-from .cut import Cut, HandoffError
+from .cut import Cut
+from .errors import HandoffError
 
 COLUMNS = 3
 CELL_WIDTH = 480

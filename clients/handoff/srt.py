@@ -6,7 +6,8 @@ file as UTF-8.
 
 from __future__ import annotations
 
-from .cut import Clip, Cut, HandoffError
+from .cut import Clip, Cut
+from .errors import HandoffError
 
 
 def timestamp(seconds: float) -> str:

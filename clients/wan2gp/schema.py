@@ -1,10 +1,11 @@
 """What one Wan2GP model declares, read from its MCP server, and the checks a request gets against it.
 
-Plain Python: this module never imports bpy (and nothing heavier than the shared errors, so the Blender side may import
-:data:`DEFAULT_FPS` cheaply). Facts: ``docs/protocols/wan2gp.md`` ("Model schemas"). Three tools describe a model:
-``wangp_get_model_schema`` (name, fps, frame limits, which media it takes), ``wangp_get_default_settings`` (every
-setting the model uses, with its default: the settings it declares) and ``wangp_list_loras`` (the LoRAs it can load).
-A request may set any declared setting, with a value of the default's type; anything else is refused by name.
+Plain Python: this module never imports bpy, and nothing heavier than the shared errors (the Blender side imports
+:data:`DEFAULT_FPS` from here when it places a clip, never when the add-on is enabled). Facts:
+``docs/protocols/wan2gp.md`` ("Model schemas"). Three tools describe a model: ``wangp_get_model_schema`` (name, fps,
+frame limits, which media it takes), ``wangp_get_default_settings`` (every setting the model uses, with its default:
+the settings it declares) and ``wangp_list_loras`` (the LoRAs it can load). A request may set any declared setting,
+with a value of the default's type; anything else is refused by name.
 """
 
 from __future__ import annotations

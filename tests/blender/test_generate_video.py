@@ -196,3 +196,18 @@ def test_the_models_schema_fills_the_panel_and_loras_an_end_image_and_its_fps_re
     assert movie.frame_final_duration == 24  # one second at the scene's 24 fps
     bad = video.generate_video("x", frames=9, model_type="t2v_1.3B", image_end=str(end), **SMALL).wait(30)
     assert bad.state.value == "failed" and "takes no end image" in bad.error.message
+
+
+def test_use_settings_of_a_video_given_in_frames_sets_its_seconds_at_the_model_rate(video_addon: Any) -> None:
+    addon, _ = video_addon
+    video, api = _video(addon), addon.api
+    scene = _scene(24)
+    assert video.video_schema("ltx2_22B_distilled").wait(30).state.value == "succeeded"
+    assert video.SCHEMAS["ltx2_22B_distilled"]["fps"] == 24
+    job = video.generate_video("dunes", frames=48, model_type="ltx2_22B_distilled", **SMALL).wait(30)
+    assert job.state.value == "succeeded", job.error
+    copied, _ = api.use_settings(job)
+    assert "seconds" in copied and scene.movie_director_video.seconds == pytest.approx(2.0)  # 48 frames at 24 fps
+    video.SCHEMAS.clear()  # a model never asked: Wan2GP's own fallback rate
+    copied, _ = api.use_settings(job)
+    assert "seconds" in copied and scene.movie_director_video.seconds == pytest.approx(3.0)  # 48 frames at 16 fps

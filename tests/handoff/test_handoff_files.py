@@ -10,7 +10,8 @@ from pathlib import Path
 import opentimelineio as otio
 import pytest
 from movie_director.clients.handoff import otio_io, sheet, srt
-from movie_director.clients.handoff.cut import Clip, Cut, HandoffError, Marker, Shot, Track, check_media
+from movie_director.clients.handoff.cut import Clip, Cut, Marker, Shot, Track, check_media
+from movie_director.clients.handoff.errors import HandoffError
 from movie_director.clients.handoff.files import atomic_path, write_text
 
 
