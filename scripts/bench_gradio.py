@@ -70,7 +70,8 @@ def ours(rt: Runtime) -> tuple[float, float, float]:
     first: list[float] = []
     t0 = time.perf_counter()
     handle = rt.submit("gradio", "call", {"endpoint": "/steps", "args": [5, 0.05]})
-    handle.on_progress(lambda job: first.append(time.perf_counter()) if job.progress.step else None)
+    # step 0 counts: tqdm's first update is 0 of n, as the peer's first non-empty progress_data is
+    handle.on_progress(lambda job: first.append(time.perf_counter()) if job.progress.step is not None else None)
     while not first and not handle.done:
         rt.pump()
         with rt.done_condition:
