@@ -28,7 +28,7 @@ from ...runtime.errors import (
 DONE = "[DONE]"
 
 
-@dataclass
+@dataclass(slots=True)
 class StreamDelta:
     """What one stream chunk carries for the first choice."""
 
@@ -65,7 +65,8 @@ def parse_chunk(data: str, backend: str) -> StreamDelta:
     if "error" in obj:
         raise error_from_payload(obj, status=None, headers={}, backend=backend, mid_stream=True)
     choices = obj.get("choices")
-    usage = redact_data(obj["usage"]) if isinstance(obj.get("usage"), dict) else None  # bounded: it is stored
+    usage = obj.get("usage")
+    usage = redact_data(usage) if isinstance(usage, dict) else None  # bounded: it is stored
     if not choices:
         if choices is None or isinstance(choices, list):
             return StreamDelta(usage=usage)  # a usage-only chunk

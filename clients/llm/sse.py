@@ -9,7 +9,7 @@ are the same however the bytes were cut. Lines and events are bounded: a server 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ...runtime.errors import ProtocolError
 
@@ -20,8 +20,9 @@ MAX_EVENT_BYTES = 4 * 1024 * 1024
 _BOM = b"\xef\xbb\xbf"
 
 
-@dataclass(frozen=True, slots=True)
-class SseEvent:
+class SseEvent(NamedTuple):
+    """One dispatched event (a named tuple: one is built per streamed token)."""
+
     data: str
     event: str = "message"
     id: str | None = None
@@ -87,6 +88,12 @@ class SseDecoder:
             if buf[0] == 0x0A:
                 pos = 1
         events: list[SseEvent] = []
+        if b"\r" not in buf:  # the usual stream, LF line ends only: split at C speed
+            last = buf.rfind(b"\n")
+            if last >= pos:
+                self._lf_lines(buf[pos:last].split(b"\n"), events)
+                pos = last + 1
+            end = pos  # nothing left for the general loop below
         find = buf.find
         while pos < end:
             lf = find(b"\n", pos)
@@ -123,6 +130,33 @@ class SseDecoder:
         self.truncated = bool(self._data)
         self._data, self._size, self._event = [], 0, ""
         return events
+
+    def _lf_lines(self, lines: list[bytes], events: list[SseEvent]) -> None:
+        """Whole lines; the two a chat stream is made of (``data: {...}`` and the blank line after it) are handled
+        here without the general field parse of :meth:`_line`, which every other line still goes through."""
+        limit = self.max_line_bytes
+        for raw in lines:
+            if not raw:
+                if self._data:
+                    events.append(SseEvent("\n".join(self._data), self._event or "message", self._id, self._retry))
+                    self._data, self._size = [], 0
+                self._event, self._retry = "", None
+            elif raw.startswith(b"data: ") and len(raw) <= limit:
+                try:
+                    value = raw[6:].decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    raise ProtocolError(
+                        "The server sent a stream line that is not UTF-8", backend=self.backend
+                    ) from exc
+                self._size += len(raw)
+                if self._size > self.max_event_bytes:
+                    raise ProtocolError(
+                        f"The server sent a stream event larger than {self.max_event_bytes} bytes",
+                        backend=self.backend,
+                    )
+                self._data.append(value)
+            else:
+                self._line(raw, events)
 
     def _line(self, raw: bytes, events: list[SseEvent]) -> None:
         if not raw:
