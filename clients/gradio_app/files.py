@@ -87,7 +87,7 @@ async def download_file(
         async with session.get(URL(url, encoded=True), headers=headers, allow_redirects=False) as resp:
             if resp.status >= 300:
                 raise error_for_status(resp.status, f"Downloading {name} failed ({resp.status})", backend=backend)
-            size, _sha = await download_to(resp, target, backend=backend, max_bytes=max_bytes)
+            size, _ = await download_to(resp, target, backend=backend, max_bytes=max_bytes)
     except MovieDirectorError:
         raise
     except (aiohttp.ClientError, OSError, TimeoutError) as exc:

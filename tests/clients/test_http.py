@@ -68,7 +68,7 @@ class Client(HttpBackendClient):
         """Download ``path`` into ``target``, mapping transport errors the way real clients do."""
         try:
             async with self.session(base_url).get(path) as resp:
-                return await download_to(resp, target, backend=self.name, max_bytes=max_bytes)
+                return await download_to(resp, target, backend=self.name, max_bytes=max_bytes, digest=True)
         except MovieDirectorError:
             raise
         except Exception as exc:
