@@ -12,9 +12,26 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from movie_director.clients.http import HttpBackendClient
 from movie_director.clients.serving import AppThread
-from movie_director.runtime import Runtime
+from movie_director.runtime import HealthInfo, Runtime
 from movie_director.runtime.jobs import Job, JobState
+
+
+class Plain(HttpBackendClient):
+    """The bare HTTP client every backend builds on, with no job verbs: what the request-level tests drive."""
+
+    name = "plain"
+
+    async def submit(self, job, ctx):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    async def get_result(self, job, ctx):  # type: ignore[no-untyped-def]
+        raise NotImplementedError
+
+    async def health(self) -> HealthInfo:
+        return HealthInfo(ok=True)
+
 
 #: A key long enough that any 8 characters of it identify it.
 KEY = "sk-hostile-0123456789abcdefghijklmnopqrstuvwxyz"

@@ -10,27 +10,13 @@ from collections.abc import Callable
 
 import pytest
 from aiohttp import web
-from hostile_support import Peer, assert_slot_released, wait_terminal
-from movie_director.clients.http import HttpBackendClient
+from hostile_support import Peer, Plain, assert_slot_released, wait_terminal
 from movie_director.clients.llm import client as llm
-from movie_director.runtime import BackendConfig, HealthInfo, Runtime
+from movie_director.runtime import BackendConfig, Runtime
 from movie_director.runtime.errors import BackendUnavailableError, RequestTimeoutError
 from movie_director.runtime.retry import RetryPolicy
 
 FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.02, deadline=20.0)
-
-
-class Plain(HttpBackendClient):
-    name = "plain"
-
-    async def submit(self, job, ctx):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    async def get_result(self, job, ctx):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    async def health(self) -> HealthInfo:
-        return HealthInfo(ok=True)
 
 
 def silent(peer_box: list[Peer]) -> Callable[[web.Request], object]:

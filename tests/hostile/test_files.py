@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from hostile_support import Peer, files_under
+from hostile_support import Peer, Plain, files_under
 from movie_director.clients.http import PART_PREFIX, HttpBackendClient, download_to, require_file, safe_path
 from movie_director.runtime import BackendConfig, HealthInfo
 from movie_director.runtime.errors import (
@@ -32,19 +32,6 @@ from movie_director.runtime.partials import remove_partials
 from movie_director.runtime.retry import RetryPolicy
 
 FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.02, deadline=20.0)
-
-
-class Plain(HttpBackendClient):
-    name = "plain"
-
-    async def submit(self, job, ctx):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    async def get_result(self, job, ctx):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    async def health(self) -> HealthInfo:
-        return HealthInfo(ok=True)
 
 
 def payload(size: int) -> Callable[[web.Request], object]:

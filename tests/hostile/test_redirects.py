@@ -8,12 +8,13 @@ import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
+import hostile_support
 import pytest
 from aiohttp import web
 from hostile_support import KEY, Peer, assert_no_key, assert_slot_released, files_under, wait_terminal
-from movie_director.clients.http import HttpBackendClient, download_to, safe_path
+from movie_director.clients.http import download_to, safe_path
 from movie_director.clients.llm import client as llm
-from movie_director.runtime import BackendConfig, HealthInfo, Runtime
+from movie_director.runtime import BackendConfig, Runtime
 from movie_director.runtime.backend import NetworkPolicy
 from movie_director.runtime.errors import MovieDirectorError, OnlineAccessError, ProtocolError, register_secret
 from movie_director.runtime.retry import RetryPolicy
@@ -22,18 +23,7 @@ from movie_director.runtime.urls import is_loopback
 FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.02, deadline=10.0)
 
 
-class Plain(HttpBackendClient):
-    name = "plain"
-
-    async def submit(self, job, ctx):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    async def get_result(self, job, ctx):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    async def health(self) -> HealthInfo:
-        return HealthInfo(ok=True)
-
+class Plain(hostile_support.Plain):
     async def fetch(self, path: str, folder: Path) -> Path:
         """What the ComfyUI client does for /view: a GET on its session, streamed into the job folder."""
         target = safe_path(folder, "out.png")
