@@ -129,7 +129,7 @@ def place_aligned(scene: Any, path: str, voice: str, placement: dict[str, Any]) 
     start, end = int(placement["frame_final_start"]), int(placement["frame_final_end"])
     channel = target_channel(scene, int(placement["channel"]), start, end)
     name = f"{placement['name']} ({voice})"[:63]
-    strip = sequencer.strips(scene).new_sound(
+    strip = sequencer.editable_strips(scene).new_sound(
         name=name, filepath=path, channel=channel, frame_start=int(placement["frame_start"])
     )
     strip.frame_start = placement["frame_start"]

@@ -110,7 +110,7 @@ def _place(scene: Any, clip: Clip, channel: int) -> Any:
     elif math.isclose(clip.time_scalar, 1.0, rel_tol=1e-3) or not clip.source_fps:
         strip = sequencer.place_movie(scene, clip.path, frame=clip.start - lead, name=clip.name, channel=channel)
     else:  # played off-speed in Blender: laid frame for frame, as it came
-        strip = sequencer.strips(scene).new_movie(
+        strip = sequencer.editable_strips(scene).new_movie(
             name=clip.name, filepath=clip.path, channel=channel, frame_start=clip.start - lead, fit_method="FIT"
         )
     strip.frame_final_start = clip.start

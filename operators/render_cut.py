@@ -127,7 +127,7 @@ class CutRender:
             scene.frame_start, scene.frame_end = self.frames[0], self.frames[-1]
             scene.view_settings.view_transform = "Standard"  # the PNGs are already as the viewer should see them
             scene.view_settings.look = "None"
-            strips = sequencer.strips(scene)
+            strips = sequencer.editable_strips(scene)
             first = self._frame_path(self.frames[0])
             pictures = strips.new_image(name="cut", filepath=str(first), channel=1, frame_start=self.frames[0])
             for frame in self.frames[1:]:

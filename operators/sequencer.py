@@ -25,7 +25,32 @@ ORIGIN_KEY = "movie_director_origin"
 UNDO_MESSAGE = "Place Movie Director result"
 
 
+class _NoStrips:
+    """The strips of a scene without a Sequencer: none (reading must not give a scene an empty Sequencer)."""
+
+    def __iter__(self) -> Any:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return default
+
+
+_NO_STRIPS = _NoStrips()
+
+
 def strips(scene: Any) -> Any:
+    """The scene's top-level strips, to read (empty when it has no Sequencer: reading never creates one)."""
+    editor = scene.sequence_editor
+    if editor is None:
+        return _NO_STRIPS
+    return editor.strips if hasattr(editor, "strips") else editor.sequences
+
+
+def editable_strips(scene: Any) -> Any:
+    """The scene's strip collection, to add strips to (its Sequencer is created if it has none)."""
     editor = scene.sequence_editor or scene.sequence_editor_create()
     return editor.strips if hasattr(editor, "strips") else editor.sequences
 
@@ -63,7 +88,7 @@ def place_image(scene: Any, path: str, *, frame: int, duration: int, name: str =
     image.name = name or Path(path).stem
     channel = channel or first_free_channel(scene, frame, frame + duration)
     # FIT scales a picture of any size to the frame, as a director expects from a storyboard still.
-    strip = strips(scene).new_image(
+    strip = editable_strips(scene).new_image(
         name=name or Path(path).stem, filepath=path, channel=channel, frame_start=frame, fit_method="FIT"
     )
     strip.frame_final_duration = duration
@@ -81,7 +106,9 @@ def place_movie(scene: Any, path: str, *, frame: int, duration: int = 0, name: s
     """
     label = name or Path(path).stem
     channel = channel or 1
-    movie = strips(scene).new_movie(name=label, filepath=path, channel=channel, frame_start=frame, fit_method="FIT")
+    movie = editable_strips(scene).new_movie(
+        name=label, filepath=path, channel=channel, frame_start=frame, fit_method="FIT"
+    )
     clip_fps, fps = float(movie.fps or 0.0), scene_fps(scene)
     if clip_fps <= 0 or abs(clip_fps - fps) < 0.01:
         if duration:
@@ -89,7 +116,7 @@ def place_movie(scene: Any, path: str, *, frame: int, duration: int = 0, name: s
         return movie
     length = max(1, round(movie.frame_final_duration * fps / clip_fps))
     strips(scene).remove(movie)
-    meta = strips(scene).new_meta(name=label, channel=channel, frame_start=frame)
+    meta = editable_strips(scene).new_meta(name=label, channel=channel, frame_start=frame)
     inner = meta.strips if hasattr(meta, "strips") else meta.sequences
     movie = inner.new_movie(name=f"{label} clip", filepath=path, channel=1, frame_start=frame, fit_method="FIT")
     movie.frame_final_duration = length  # the last frame held: the Speed effect spreads the clip over all of it
@@ -116,7 +143,7 @@ def _speed_effect(inner: Any, name: str, movie: Any, frame: int, length: int) ->
 
 def place_sound(scene: Any, path: str, *, frame: int, duration: int = 0, name: str = "", channel: int = 0) -> Any:
     """A sound strip at ``frame`` (from a WAV, or from a video's audio track); trimmed to ``duration`` if longer."""
-    strip = strips(scene).new_sound(
+    strip = editable_strips(scene).new_sound(
         name=name or Path(path).stem, filepath=path, channel=channel or 1, frame_start=frame
     )
     if duration and strip.frame_final_duration > duration:

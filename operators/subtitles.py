@@ -62,7 +62,7 @@ def sync(scene: Any = None) -> int:
 def add(scene: Any, text: str, start: int, duration: int, *, name: str) -> Any:
     """A text strip at the bottom of the picture, on the subtitle channel (or the first free one above it)."""
     channel = sequencer.first_free_channel(scene, start, start + duration, lowest=CHANNEL)
-    editor_strips = sequencer.strips(scene)
+    editor_strips = sequencer.editable_strips(scene)
     try:  # Blender 5.0 names
         strip = editor_strips.new_effect(name=name, type="TEXT", channel=channel, frame_start=start, length=duration)
     except TypeError:  # Blender 4.2

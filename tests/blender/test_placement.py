@@ -94,3 +94,27 @@ def test_last_job_is_the_last_one_submitted_however_started(addon: ModuleType, p
     second = addon.addon_runtime.runtime().submit("local", "echo", {"text": "y"})
     assert addon.api.last_job() is second
     second.wait(10)
+
+
+def test_looking_at_a_scene_never_gives_it_a_sequencer(addon: ModuleType, placement: ModuleType, tmp_path: Any) -> None:
+    """Reading (a free channel, a strip by name, the strip under the playhead) leaves a scene without a Sequencer as it
+    was: an empty Sequencer would dirty the file and change what Blender shows. Only placing a result creates one."""
+    import bpy
+
+    sequencer = importlib.import_module(".operators.sequencer", addon.__name__)
+    generate_image = importlib.import_module(".operators.generate_image", addon.__name__)
+    scene = bpy.data.scenes.new("Bare")
+    assert scene.sequence_editor is None
+    assert sequencer.first_free_channel(scene, 1, 25) == 1
+    assert sequencer.strips(scene).get("take") is None and list(sequencer.strips(scene)) == []
+    assert sequencer.remove_strip(scene, "take") is None
+    with pytest.raises(ValueError, match="no image strip under the playhead"):
+        generate_image.export_input_image(scene, "STRIP")
+    assert scene.sequence_editor is None, "a look at the scene created a Sequencer"
+    still = bpy.data.images.new("still", 8, 8)
+    still.filepath_raw = str(tmp_path / "still.png")
+    still.file_format = "PNG"
+    still.save()
+    strip = sequencer.place_image(scene, still.filepath_raw, frame=1, duration=12, name="still")
+    assert scene.sequence_editor is not None and strip.channel == 1
+    assert sequencer.strips(scene).get("still") == strip
