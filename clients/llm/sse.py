@@ -9,6 +9,7 @@ are the same however the bytes were cut. Lines and events are bounded: a server 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from ...runtime.errors import ProtocolError
@@ -91,7 +92,7 @@ class SseDecoder:
         if b"\r" not in buf:  # the usual stream, LF line ends only: split at C speed
             last = buf.rfind(b"\n")
             if last >= pos:
-                self._lf_lines(buf[pos:last].split(b"\n"), events)
+                self._lines(buf[pos:last].split(b"\n"), events)
                 pos = last + 1
             end = pos  # nothing left for the general loop below
         find = buf.find
@@ -105,10 +106,10 @@ class SseDecoder:
                         nxt += 1
                 else:
                     self._skip_lf = True
-                self._line(buf[pos:cr], events)
+                self._lines((buf[pos:cr],), events)
             elif lf >= 0:
                 nxt = lf + 1
-                self._line(buf[pos:lf], events)
+                self._lines((buf[pos:lf],), events)
             else:
                 break
             pos = nxt
@@ -126,14 +127,14 @@ class SseDecoder:
         if self._buf:
             buf, self._buf = self._buf, b""
             if self._started or not _BOM.startswith(buf):
-                self._line(buf, events)
+                self._lines((buf,), events)
         self.truncated = bool(self._data)
         self._data, self._size, self._event = [], 0, ""
         return events
 
-    def _lf_lines(self, lines: list[bytes], events: list[SseEvent]) -> None:
-        """Whole lines; the two a chat stream is made of (``data: {...}`` and the blank line after it) are handled
-        here without the general field parse of :meth:`_line`, which every other line still goes through."""
+    def _lines(self, lines: Iterable[bytes], events: list[SseEvent]) -> None:
+        """Whole lines, without their line ends (a chat stream is ``data: {...}`` and a blank line, over and over:
+        those come first)."""
         limit = self.max_line_bytes
         for raw in lines:
             if not raw:
@@ -141,13 +142,22 @@ class SseDecoder:
                     events.append(SseEvent("\n".join(self._data), self._event or "message", self._id, self._retry))
                     self._data, self._size = [], 0
                 self._event, self._retry = "", None
-            elif raw.startswith(b"data: ") and len(raw) <= limit:
-                try:
-                    value = raw[6:].decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise ProtocolError(
-                        "The server sent a stream line that is not UTF-8", backend=self.backend
-                    ) from exc
+                continue
+            if raw[0] == 0x3A:  # ":" a comment (keep-alive pings)
+                continue
+            if len(raw) > limit:
+                raise ProtocolError(f"The server sent a stream line longer than {limit} bytes", backend=self.backend)
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ProtocolError("The server sent a stream line that is not UTF-8", backend=self.backend) from exc
+            if line.startswith("data: "):
+                name, value = "data", line[6:]
+            else:
+                name, colon, value = line.partition(":")
+                if colon and value[:1] == " ":
+                    value = value[1:]
+            if name == "data":
                 self._size += len(raw)
                 if self._size > self.max_event_bytes:
                     raise ProtocolError(
@@ -155,41 +165,11 @@ class SseDecoder:
                         backend=self.backend,
                     )
                 self._data.append(value)
-            else:
-                self._line(raw, events)
-
-    def _line(self, raw: bytes, events: list[SseEvent]) -> None:
-        if not raw:
-            if self._data:
-                events.append(SseEvent("\n".join(self._data), self._event or "message", self._id, self._retry))
-                self._data, self._size = [], 0
-            self._event, self._retry = "", None
-            return
-        if raw[0] == 0x3A:  # ":" a comment (keep-alive pings)
-            return
-        if len(raw) > self.max_line_bytes:
-            raise ProtocolError(
-                f"The server sent a stream line longer than {self.max_line_bytes} bytes", backend=self.backend
-            )
-        try:
-            line = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ProtocolError("The server sent a stream line that is not UTF-8", backend=self.backend) from exc
-        name, colon, value = line.partition(":")
-        if colon and value[:1] == " ":
-            value = value[1:]
-        if name == "data":
-            self._size += len(raw)
-            if self._size > self.max_event_bytes:
-                raise ProtocolError(
-                    f"The server sent a stream event larger than {self.max_event_bytes} bytes", backend=self.backend
-                )
-            self._data.append(value)
-        elif name == "event":
-            self._event = value
-        elif name == "id":
-            if "\x00" not in value:
-                self._id = self.last_event_id = value
-        elif name == "retry" and value.isascii() and value.isdigit():
-            self._retry = int(value)
-        # Unknown fields are ignored, as the standard says.
+            elif name == "event":
+                self._event = value
+            elif name == "id":
+                if "\x00" not in value:
+                    self._id = self.last_event_id = value
+            elif name == "retry" and value.isascii() and value.isdigit():
+                self._retry = int(value)
+            # Unknown fields are ignored, as the standard says.

@@ -8,6 +8,9 @@ from types import ModuleType
 
 import pytest
 from blender_support import MODULE, install
+from movie_director.clients.comfyui.emulator import EmulatorThread
+from movie_director.clients.llm import standin
+from movie_director.clients.serving import AppThread
 
 
 @pytest.fixture
@@ -23,3 +26,18 @@ def addon() -> Iterator[ModuleType]:
     yield mod
     addon_utils.disable(MODULE, default_set=True, handle_error=errors.append)
     assert not errors, errors
+
+
+@pytest.fixture
+def backends(addon: ModuleType) -> Iterator[ModuleType]:
+    """The add-on with the LLM stand-in and the ComfyUI emulator set in its preferences (what *Direct* needs)."""
+    import bpy
+
+    with AppThread(standin.make_app) as llm_server, EmulatorThread(step_delay=0.0) as emu:
+        prefs = bpy.context.preferences.addons[MODULE].preferences
+        prefs.llm.urls, prefs.comfyui.urls = llm_server.url, emu.url
+        try:
+            yield addon
+        finally:
+            addon.addon_runtime.shutdown()
+            prefs.llm.urls = prefs.comfyui.urls = ""

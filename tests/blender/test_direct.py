@@ -19,20 +19,6 @@ from support import pump_until
 SCENE = 'Night. A lighthouse keeper climbs the stairs. He finds a bottle in the surf. "Who sent you?" he whispers.'
 
 
-@pytest.fixture
-def backends(addon: ModuleType) -> Iterator[ModuleType]:
-    import bpy
-
-    with AppThread(standin.make_app) as llm_server, EmulatorThread(step_delay=0.0) as emu:
-        prefs = bpy.context.preferences.addons[MODULE].preferences
-        prefs.llm.urls, prefs.comfyui.urls = llm_server.url, emu.url
-        try:
-            yield addon
-        finally:
-            addon.addon_runtime.shutdown()
-            prefs.llm.urls = prefs.comfyui.urls = ""
-
-
 def _scene():  # type: ignore[no-untyped-def]
     import bpy
 

@@ -4,32 +4,16 @@ shots on the storyboard sheet, and an .otio that carries them all."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
 import opentimelineio as otio
-import pytest
 from blender_support import MODULE
 from movie_director.clients.comfyui.emulator import EmulatorThread
 from movie_director.clients.llm import standin
 from movie_director.clients.serving import AppThread
 
 SCENE = 'Night. A lighthouse keeper climbs the stairs. He finds a bottle in the surf. "Who sent you?" he whispers.'
-
-
-@pytest.fixture
-def backends(addon: ModuleType) -> Iterator[ModuleType]:
-    import bpy
-
-    with AppThread(standin.make_app) as llm_server, EmulatorThread(step_delay=0.0) as emu:
-        prefs = bpy.context.preferences.addons[MODULE].preferences
-        prefs.llm.urls, prefs.comfyui.urls = llm_server.url, emu.url
-        try:
-            yield addon
-        finally:
-            addon.addon_runtime.shutdown()
-            prefs.llm.urls = prefs.comfyui.urls = ""
 
 
 def test_a_directed_scene_exports_with_its_generation_settings_and_subtitles(
