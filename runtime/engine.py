@@ -112,6 +112,9 @@ class Engine:
         """A new job from the home thread (``Runtime.submit``): known at once, so that it can be cancelled, then
         journaled together with every job that arrives in the same turn of the loop (a burst of submissions, a
         storyboard's shots, is one commit rather than one each) and queued once written."""
+        if self.journal is None:  # nothing to write together: queue it now
+            self.enqueue(job, handle)
+            return
         self._records[job.id] = JobRecord(job=job, handle=handle)
         self._arrivals.append(self._records[job.id])
         if len(self._arrivals) == 1:
