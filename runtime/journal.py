@@ -5,9 +5,10 @@ collects or fails each of them with a reason.
 Plain Python: this module never imports bpy. stdlib ``sqlite3`` in WAL mode (readers never block the writer; a crash
 loses at most the last transaction), used from the loop thread only (one connection, ``check_same_thread`` off
 because the runtime opens it on the home thread before the loop starts). A job's request is written once (in its own
-table); each state change writes only the small rest of the job. The connection opens on first use and
-:meth:`Journal.close` releases the files (the runtime closes it at stop). A journal that is not a readable database is
-moved aside by :func:`open_journal`, kept for inspection, and a fresh one started.
+table); each state change writes only the small rest of the job; new jobs that arrive together are one transaction.
+The connection opens on first use and :meth:`Journal.close` releases the files (the runtime closes it at stop). A
+journal that is not a readable database is moved aside by :func:`open_journal`, kept for inspection, and a fresh one
+started.
 """
 
 from __future__ import annotations
