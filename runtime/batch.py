@@ -16,7 +16,7 @@ from .record import JobRecord
 class BatchHost(Protocol):
     """What a batch needs from the engine (implemented by :class:`~runtime.engine.Engine`)."""
 
-    def register(self, job: Job, handle: JobHandle, resume: bool = False) -> JobRecord | None: ...
+    def register_all(self, items: list[tuple[Job, JobHandle]]) -> list[JobRecord]: ...
     def schedule(self, rec: JobRecord) -> None: ...
     def cancel(self, job_id: str, reason: str) -> None: ...
     def wait_for(self, job_id: str) -> asyncio.Future[Job] | None: ...
@@ -24,7 +24,7 @@ class BatchHost(Protocol):
 
 async def run_batch(host: BatchHost, items: list[tuple[Job, JobHandle]], parallel: bool, stop_on_error: bool) -> None:
     """Queue a batch: all at once, or each when the one before it ended; ``stop_on_error`` cancels the rest."""
-    recs = [r for job, handle in items if (r := host.register(job, handle)) is not None]
+    recs = host.register_all(items)  # one journal commit for the whole batch
 
     def stop_rest(failed: Job) -> None:
         for other in recs:

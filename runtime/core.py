@@ -265,7 +265,7 @@ class Runtime(QueueControl):
         if on_error:
             handle.on_error(on_error)
         self._ensure_started()
-        self.loop_thread.call_soon(self.engine.enqueue, job, handle)
+        self.loop_thread.call_soon(self.engine.admit, job, handle)
         return handle
 
     def _new_handle(

@@ -19,6 +19,7 @@ from .bridge import DoneSignal, HandleHost, JobHandle
 from .cache import TtlCache
 from .context import JobContext
 from .errors import BackendUnavailableError, JobCancelledError, MovieDirectorError, redact
+from .job_writes import JobWrites, JournalWriteError
 from .jobs import Job, JobError, JobOutputs, JobState
 from .journal import Journal
 from .offline import OfflineQueue
@@ -60,6 +61,7 @@ class Engine:
         self.network = network
         self.output_root = output_root
         self.journal = journal
+        self.writes = JobWrites(journal)
         self.offline_wait = offline_wait
         self.cache = cache
         self.done_signal = DoneSignal()
@@ -68,6 +70,8 @@ class Engine:
         self.resumable_stop = False
         self._adopted = adopted
         self._records: dict[str, JobRecord] = {}
+        #: New jobs submitted since the loop's last turn, journaled together by :meth:`_admit_arrivals`.
+        self._arrivals: list[JobRecord] = []
         self.scheduler = Scheduler(self._start_record)
         self.offline = OfflineQueue(self)
         self._remote_cancels: set[asyncio.Task[None]] = set()
@@ -104,13 +108,35 @@ class Engine:
         if rec is not None:
             self.schedule(rec)
 
+    def admit(self, job: Job, handle: JobHandle) -> None:
+        """A new job from the home thread (``Runtime.submit``): known at once, so that it can be cancelled, then
+        journaled together with every job that arrives in the same turn of the loop (a burst of submissions, a
+        storyboard's shots, is one commit rather than one each) and queued once written."""
+        if self.journal is None:  # nothing to write together: queue it now
+            self.enqueue(job, handle)
+            return
+        self._records[job.id] = JobRecord(job=job, handle=handle)
+        self._arrivals.append(self._records[job.id])
+        if len(self._arrivals) == 1:
+            asyncio.get_running_loop().call_soon(self._admit_arrivals)
+
+    def _admit_arrivals(self) -> None:
+        arrivals, self._arrivals = self._arrivals, []
+        for rec in self._journal_new(arrivals):
+            self.schedule(rec)
+
     def register(self, job: Job, handle: JobHandle, resume: bool = False) -> JobRecord | None:
         """Know a job (and journal a new one) without queueing it yet; None if it ended at once (journal refused)."""
         rec = JobRecord(job=job, handle=handle, resume=resume)
         self._records[job.id] = rec
-        if not resume and not self._journal(rec, note="queued"):
-            return None
-        return rec
+        return rec if resume or self._journal_new([rec]) else None
+
+    def register_all(self, items: list[tuple[Job, JobHandle]]) -> list[JobRecord]:
+        """:meth:`register` for many new jobs, journaled in one commit; those the journal refused are left out."""
+        recs = [JobRecord(job=job, handle=handle) for job, handle in items]
+        for rec in recs:
+            self._records[rec.job.id] = rec
+        return self._journal_new(recs)
 
     async def run_batch(self, items: list[tuple[Job, JobHandle]], parallel: bool, stop_on_error: bool) -> None:
         """Queue a batch: all at once, or each when the one before it ended; ``stop_on_error`` cancels the rest."""
@@ -198,27 +224,16 @@ class Engine:
         rec.job.transition(state)
 
     def _write(self, rec: JobRecord, state: JobState | None, note: str) -> None:
-        if self.journal is None:
-            return
-        request = rec.job.request
-        try:
-            self.journal.record(rec.job, state, note, request=request is not rec.journaled_request)
-        except Exception as exc:
-            raise JournalWriteError(
-                f"Could not record the job's state in the journal ({self.journal.path}): {type(exc).__name__}: {exc}",
-                backend=rec.job.backend,
-            ) from exc
-        rec.journaled_request = request
+        self.writes.change(rec, state, note)
 
-    def _journal(self, rec: JobRecord, note: str) -> bool:
-        """Write a new job; on failure the job ends failed at once (it was never queued). Returns whether it worked."""
-        try:
-            self._write(rec, None, note)
-        except JournalWriteError as exc:
+    def _journal_new(self, recs: list[JobRecord]) -> list[JobRecord]:
+        """Journal new jobs in one commit and return those written; one the journal refused ends failed at once
+        (it was never queued), saying why."""
+        written, refused = self.writes.new(recs)
+        for rec, exc in refused:
             log.warning("job %s: %s", rec.job.id, exc)
             self.finish(rec, JobState.FAILED, error=JobError.from_exception(exc), journal=False)
-            return False
-        return True
+        return written
 
     def finish(
         self,
@@ -374,7 +389,3 @@ class Engine:
             run.reattach()
         else:
             run.advance()
-
-
-class JournalWriteError(MovieDirectorError):
-    """The journal could not take a job's state change (a value it cannot store, a full disk)."""

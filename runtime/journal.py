@@ -5,9 +5,10 @@ collects or fails each of them with a reason.
 Plain Python: this module never imports bpy. stdlib ``sqlite3`` in WAL mode (readers never block the writer; a crash
 loses at most the last transaction), used from the loop thread only (one connection, ``check_same_thread`` off
 because the runtime opens it on the home thread before the loop starts). A job's request is written once (in its own
-table); each state change writes only the small rest of the job. The connection opens on first use and
-:meth:`Journal.close` releases the files (the runtime closes it at stop). A journal that is not a readable database is
-moved aside by :func:`open_journal`, kept for inspection, and a fresh one started.
+table); each state change writes only the small rest of the job; new jobs that arrive together are one transaction.
+The connection opens on first use and :meth:`Journal.close` releases the files (the runtime closes it at stop). A
+journal that is not a readable database is moved aside by :func:`open_journal`, kept for inspection, and a fresh one
+started.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ import socket
 import sqlite3
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from .errors import redact
 from .jobs import Job, JobState
@@ -68,14 +70,30 @@ LIVE_STATES = (JobState.QUEUED.value, JobState.SUBMITTED.value, JobState.RUNNING
 
 
 log = logging.getLogger(__name__)
-_EXCLUDE: Any = {"request": True, "progress": {"preview"}}
+#: What a state change does not rewrite: the request (its own table, written when it changes), the preview image,
+#: and the two fields written beside the rest (the state the job is moving to, the log's tail).
+_EXCLUDE: Any = {"request": True, "state": True, "log": True, "progress": {"preview"}}
 
 
 def _job_json(job: Job, state: JobState) -> str:
-    data = job.model_dump(mode="json", exclude=_EXCLUDE)
-    data["state"] = state.value
-    data["log"] = [redact(line) for line in data.get("log", [])[-50:]]
-    return redact(json.dumps(data, separators=(",", ":"), allow_nan=False))
+    """The job's row: serialised by pydantic in one pass (a third of dumping to a dict and then to JSON), with the
+    new state and the redacted tail of its log put in front."""
+    body = job.model_dump_json(exclude=_EXCLUDE)
+    log = json.dumps([redact(line) for line in job.log[-50:]], separators=(",", ":"), allow_nan=False)
+    return redact(f'{{"state":"{state.value}","log":{log},{body[1:]}')
+
+
+class JournalRow(NamedTuple):
+    """One job's state change, serialised (by :meth:`Journal.row`) and ready to be written."""
+
+    job_id: str
+    backend: str
+    kind: str
+    state: str
+    data: str
+    #: The request's JSON when it is written with this change (a job's first write, or a replaced request).
+    request: str | None
+    note: str
 
 
 def open_journal(path: str | Path) -> Journal:
@@ -138,38 +156,45 @@ class Journal:
     def record(self, job: Job, state: JobState | None = None, note: str = "", *, request: bool = True) -> None:
         """Write ``job`` as it will be in ``state`` (its current state by default), with a transition row; its
         request too when ``request`` (the first time, or after it was replaced). Raises when it cannot be stored."""
+        self.write([self.row(job, state, note, request=request)])
+
+    def row(self, job: Job, state: JobState | None = None, note: str = "", *, request: bool = True) -> JournalRow:
+        """What :meth:`write` stores for one job (see :meth:`record`); raises when the job cannot be serialised."""
         state = state or job.state
-        now = time.time()
-        data = _job_json(job, state)
         request_json = redact(json.dumps(job.request, separators=(",", ":"), allow_nan=False)) if request else None
+        return JournalRow(job.id, job.backend, job.kind, state.value, _job_json(job, state), request_json, note)
+
+    def write(self, rows: Sequence[JournalRow]) -> None:
+        """Store ``rows`` in one transaction: all of them or, raising, none. A burst of new jobs is one commit."""
+        now = time.time()
         with self._lock:
             db = self._db
             db.execute("BEGIN")
             try:
-                if request_json is not None:  # the job's first write (or a new request): this session owns it
-                    if self.session:
-                        db.execute(
-                            "INSERT OR IGNORE INTO owners(job_id, session) VALUES (?, ?)", (job.id, self.session)
-                        )
-                    db.execute(
-                        "INSERT INTO requests(job_id, data) VALUES (?, ?) "
-                        "ON CONFLICT(job_id) DO UPDATE SET data=excluded.data",
-                        (job.id, request_json),
-                    )
-                db.execute(
-                    "INSERT INTO jobs(id, backend, kind, state, data, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(id) DO UPDATE SET state=excluded.state, data=excluded.data, "
-                    "updated_at=excluded.updated_at",
-                    (job.id, job.backend, job.kind, state.value, data, now),
-                )
-                db.execute(
-                    "INSERT INTO transitions(job_id, state, at, note) VALUES (?, ?, ?, ?)",
-                    (job.id, state.value, now, note),
-                )
+                for row in rows:
+                    self._write_row(db, row, now)
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
+
+    def _write_row(self, db: sqlite3.Connection, row: JournalRow, now: float) -> None:
+        if row.request is not None:  # the job's first write (or a new request): this session owns it
+            if self.session:
+                db.execute("INSERT OR IGNORE INTO owners(job_id, session) VALUES (?, ?)", (row.job_id, self.session))
+            db.execute(
+                "INSERT INTO requests(job_id, data) VALUES (?, ?) ON CONFLICT(job_id) DO UPDATE SET data=excluded.data",
+                (row.job_id, row.request),
+            )
+        db.execute(
+            "INSERT INTO jobs(id, backend, kind, state, data, updated_at) VALUES (?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(id) DO UPDATE SET state=excluded.state, data=excluded.data, updated_at=excluded.updated_at",
+            (row.job_id, row.backend, row.kind, row.state, row.data, now),
+        )
+        db.execute(
+            "INSERT INTO transitions(job_id, state, at, note) VALUES (?, ?, ?, ?)",
+            (row.job_id, row.state, now, row.note),
+        )
 
     def unfinished(self) -> list[Job]:
         """Jobs that were queued, submitted or running when the journal was last written, oldest first."""

@@ -248,10 +248,12 @@ class PromptTracker:
                 self.resolve(Outcome(ok=True, files=list(self.files), output_nodes=len(self.output_nodes)))
                 return False
             self._enter(str(data.node))
-        elif isinstance(data, ProgressStateData):
+        elif isinstance(data, ProgressStateData):  # the most frequent message; mostly it only repeats "running"
+            before = len(self.finished_nodes)
             for node_id, state in data.nodes.items():
                 if state.state == "finished":
                     self.finished_nodes.add(str(node_id))
+            return len(self.finished_nodes) != before
         elif isinstance(data, ExecutionStartData):
             self.started = True
             self.queue_position = None

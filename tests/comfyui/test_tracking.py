@@ -104,6 +104,32 @@ def test_a_burst_of_messages_is_one_report_with_the_newest_figures() -> None:
     assert stages == ["sampling", "sampling"]
 
 
+def test_a_progress_state_that_finishes_no_node_is_not_a_report() -> None:
+    """ComfyUI sends ``progress_state`` at every node's state change, mostly repeating "running": only one that
+    finishes a node changes what the job shows."""
+
+    def state(**nodes: str) -> Any:
+        return _msg("progress_state", nodes={n: {"value": 0, "max": 1, "state": s} for n, s in nodes.items()})
+
+    async def scenario() -> tuple[list[float], list[float]]:
+        reports = Reports()
+        tracker = PromptTracker(prompt_id="p", workflow=txt2img(steps=10), job=reports)
+        tracker.handle(_msg("execution_start"))
+        await asyncio.sleep(0)
+        before = list(reports.fractions)
+        tracker.handle(state(**{"1": "running"}))
+        tracker.handle(state(**{"1": "running", "2": "pending"}))
+        await asyncio.sleep(0)
+        unchanged = list(reports.fractions)
+        tracker.handle(state(**{"1": "finished"}))
+        await asyncio.sleep(0)
+        return before, unchanged, reports.fractions
+
+    before, unchanged, after = _run(scenario)
+    assert unchanged == before
+    assert len(after) == len(before) + 1 and after[-1] > after[0]
+
+
 def test_a_cached_sampler_leaves_the_weight_to_the_nodes() -> None:
     def scenario() -> tuple[float, float]:
         tracker = PromptTracker(prompt_id="p", workflow=txt2img(steps=10), job=Reports())
