@@ -198,6 +198,15 @@ def template_params(template: str) -> set[str]:
         return set()
 
 
+def saved_checkpoint(template: str) -> str | None:
+    """The checkpoint a film-maker's own workflow was saved with (used when none is picked); None for a built-in."""
+    try:
+        params = template_catalog().get(template).params
+    except Exception:  # an unknown template is reported at submit
+        return None
+    return next((p.saved for p in params if p.name == "checkpoint" and p.saved), None)
+
+
 def takes_mask(template: str) -> bool:
     """Whether a template inpaints: its input picture's transparency is the area to repaint."""
     try:

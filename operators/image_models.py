@@ -67,10 +67,14 @@ def _models_failed(job: Job) -> None:
     addon_runtime.tag_redraw()
 
 
-def default_label(kind: str) -> str:
-    """What an empty choice means, for the panels: the last choice on the server, else its first model."""
+def default_label(kind: str, saved: str | None = None) -> str:
+    """What an empty choice means, for the panels: the file the film-maker's own workflow was saved with (``saved``),
+    else the last choice on the server, else its first model."""
     chosen = MODEL_STATE["choices"].get(kind)
     listed = MODEL_STATE["models"].get(kind) or []
+    if saved:
+        missing = listed and saved not in listed
+        return f"Default: {saved} (the workflow's own{'; not on the server, pick one' if missing else ''})"
     if chosen and chosen in listed:
         return f"Default: {chosen} (your last choice)"
     if listed:

@@ -14,7 +14,7 @@ import bpy
 from .. import addon_runtime
 from ..clients import registry
 from ..operators import image_models
-from ..operators.generate_image import takes_mask, template_params
+from ..operators.generate_image import saved_checkpoint, takes_mask, template_params
 
 STATE_ICONS = {
     "connected": "CHECKMARK",
@@ -77,21 +77,23 @@ def draw_server_list(
         layout.label(text=empty, icon="INFO")
 
 
-def draw_checkpoint(layout: Any, settings: Any, wm: Any) -> None:
-    """The checkpoint picker with its refresh button, and what an empty choice means."""
+def draw_checkpoint(layout: Any, settings: Any, wm: Any, saved: str | None = None) -> None:
+    """The checkpoint picker with its refresh button, and what an empty choice means (``saved``: the checkpoint the
+    chosen workflow was saved with, for a film-maker's own)."""
     draw_server_list(
         layout, settings, "checkpoint", wm, image_models.COLLECTIONS["checkpoint"], "moviedir.refresh_image_models",
         image_models.MODEL_STATE, label="Checkpoint", noun="checkpoints", asking="Asking ComfyUI for its models...",
         empty="Press refresh to list the server's models",
     )  # fmt: skip
     if not settings.checkpoint.strip():
-        layout.label(text=image_models.default_label("checkpoint"))
+        layout.label(text=image_models.default_label("checkpoint", saved))
 
 
-def draw_image_models(layout: Any, settings: Any, wm: Any, params: set[str]) -> None:
-    """Pickers for the model parameters the chosen template has (``params``: its parameter names)."""
+def draw_image_models(layout: Any, settings: Any, wm: Any, params: set[str], saved: str | None = None) -> None:
+    """Pickers for the model parameters the chosen template has (``params``: its parameter names; ``saved``: the
+    checkpoint its workflow was saved with, for a film-maker's own)."""
     if "checkpoint" in params:
-        draw_checkpoint(layout, settings, wm)
+        draw_checkpoint(layout, settings, wm, saved)
     for prop in ("sampler", "scheduler"):
         if prop in params:
             layout.prop_search(settings, prop, wm, image_models.COLLECTIONS[prop])
@@ -220,7 +222,10 @@ class MOVIEDIR_PT_image(MovieDirectorPanel, bpy.types.Panel):
             row.prop(settings, "steps")
             row.prop(settings, "cfg")
         layout.prop(settings, "seed")
-        draw_image_models(layout, settings, context.window_manager, template_params(settings.template))
+        draw_image_models(
+            layout, settings, context.window_manager, template_params(settings.template),
+            saved_checkpoint(settings.template),
+        )  # fmt: skip
         layout.prop(settings, "input_source")
         if settings.input_source == "IMAGE":
             layout.prop(settings, "input_image")

@@ -193,3 +193,26 @@ def test_inpainting_a_blender_image_by_its_own_transparency(comfy: Any) -> None:
     with Image.open(emu.folders.input_dir / job.request["resolved_params"]["input_image"]) as img:
         assert img.mode == "RGBA" and img.getpixel((2, 15))[3] == 0 and img.getpixel((30, 15))[3] == 255
     assert scene.render.image_settings.color_mode == "RGB"
+
+
+def test_an_own_workflow_gets_the_checkpoint_picker_and_says_its_saved_file(comfy: Any, tmp_path: Path) -> None:
+    import json
+
+    import bpy
+    from support import txt2img
+
+    addon, emu = comfy
+    _scene()
+    workflow = txt2img(steps=2)
+    workflow["1"]["inputs"]["ckpt_name"] = emu.folders.checkpoints[1]
+    (tmp_path / "noir.json").write_text(json.dumps(workflow))
+    prefs = bpy.context.preferences.addons[MODULE].preferences
+    prefs.templates_dir = str(tmp_path)
+    try:
+        settings = bpy.context.scene.movie_director_image
+        settings.template = "noir"
+        calls = _draw(addon, ".panels.sidebar", "MOVIEDIR_PT_image")
+        assert ("prop_search", "checkpoint") in calls and ("operator", "moviedir.lora_add") in calls
+        assert ("label", f"Default: {emu.folders.checkpoints[1]} (the workflow's own)") in calls
+    finally:
+        prefs.templates_dir = ""

@@ -278,6 +278,32 @@ def test_first_run_uses_the_servers_first_checkpoint_then_the_users_last_choice(
     assert listed.outputs.data["choices"]["checkpoint"] == chosen
 
 
+def test_an_own_workflow_runs_with_its_saved_checkpoint_or_the_one_picked(
+    emulator: EmulatorThread, tmp_path: Path
+) -> None:
+    """A film-maker's "Export (API)" workflow in the templates folder: its checkpoint is a picker like the built-ins'
+    (the sidebar draws one for it); nothing picked keeps the file it was saved with, even after another choice."""
+    from support import txt2img
+
+    saved, other = emulator.folders.checkpoints[1], emulator.folders.checkpoints[0]
+    workflow = txt2img(steps=2)
+    workflow["1"]["inputs"]["ckpt_name"] = saved
+    folder = tmp_path / "templates"
+    folder.mkdir()
+    (folder / "my shot.json").write_text(json.dumps(workflow))
+    runtime = Runtime(output_root=tmp_path / "out", cache_dir=tmp_path / "cache")
+    config = BackendConfig(name="comfyui", urls=emulator.url, options={"templates_dir": str(folder)})
+    runtime.register_backend("comfyui", comfy.factory, config)
+    try:
+        picked = runtime.submit("comfyui", "image", {"template": "my-shot", "params": {"checkpoint": other}}).wait(30)
+        kept = runtime.submit("comfyui", "image", {"template": "my-shot"}).wait(30)
+    finally:
+        runtime.stop()
+    assert picked.state is JobState.SUCCEEDED and kept.state is JobState.SUCCEEDED, (picked.error, kept.error)
+    assert emulator.emulator.history[picked.id]["prompt"][2]["1"]["inputs"]["ckpt_name"] == other
+    assert emulator.emulator.history[kept.id]["prompt"][2]["1"]["inputs"]["ckpt_name"] == saved
+
+
 def test_a_missing_checkpoint_fails_listing_the_servers_and_the_folder(rt: Runtime, emulator: EmulatorThread) -> None:
     job = _image_job(rt, params={"prompt": "a", "checkpoint": "sdxl-base.safetensors"})
     assert job.state is JobState.FAILED and job.error is not None and job.error.code == "invalid_request"

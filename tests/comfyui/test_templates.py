@@ -511,6 +511,8 @@ def test_user_folder_in_our_format_and_plain_api_format(tmp_path: Path) -> None:
         "width",
         "height",
         "filename_prefix",
+        "checkpoint",
+        "loras",
     }
     assert params["prompt"].targets == [ParamTarget(node="7", input="text")]  # the sampler's positive input
     assert params["negative_prompt"].targets == [ParamTarget(node="6", input="text")]
@@ -520,6 +522,48 @@ def test_user_folder_in_our_format_and_plain_api_format(tmp_path: Path) -> None:
     assert (built["3"]["inputs"]["steps"], built["3"]["inputs"]["seed"]) == (12, 5)
     assert built["9"]["inputs"]["filename_prefix"] == "shots/car" and built["5"]["inputs"]["width"] == 768
     assert car.required_models == {"CheckpointLoaderSimple": ["emulator-xl.safetensors"]}
+
+
+def test_an_own_workflow_keeps_its_checkpoint_unless_another_is_picked() -> None:
+    """A plain API workflow's checkpoint loader becomes the checkpoint picker (and the LoRA stack), as the built-in
+    templates have them; with nothing picked the workflow keeps the file it was saved with, not the last choice."""
+    template = Template(id="car", workflow=api_workflow(), params=infer_params(api_workflow()))
+    params = {p.name: p for p in template.params}
+    assert (params["checkpoint"].type, params["checkpoint"].kind) == ("model", "checkpoint")
+    assert params["checkpoint"].saved == "emulator-xl.safetensors" and params["checkpoint"].default is None
+    last = {"checkpoint": "emulator-v1.safetensors"}
+
+    kept, values = template.build_with_values({}, models=models(), last_choices=last)
+    assert kept["4"]["inputs"]["ckpt_name"] == "emulator-xl.safetensors" == values["checkpoint"]
+    picked, _ = template.build_with_values({"checkpoint": "emulator-v1.safetensors"}, models=models())
+    assert picked["4"]["inputs"]["ckpt_name"] == "emulator-v1.safetensors"
+
+    lists = {**models(), "lora": ["ink.safetensors"]}
+    styled, _ = template.build_with_values({"loras": [{"name": "ink.safetensors", "strength": 0.5}]}, models=lists)
+    lora = next(n for n in styled.values() if n["class_type"] == "LoraLoader")
+    assert lora["inputs"]["model"] == ["4", 0] and lora["inputs"]["lora_name"] == "ink.safetensors"
+    assert styled["3"]["inputs"]["model"] != ["4", 0], "the sampler now takes the model through the LoRA"
+
+    elsewhere = {**models(), "checkpoint": ["other.safetensors"]}
+    with pytest.raises(InvalidRequestError) as err:  # saved with a file this server lacks: said, never swapped
+        template.build_with_values({}, models=elsewhere)
+    assert "emulator-xl.safetensors" in err.value.message and "other.safetensors" in err.value.message
+    assert missing_requirements(template, object_info()) == []  # a per-job choice: the template is usable
+
+
+def test_only_comfyuis_checkpoint_loaders_become_a_checkpoint_picker() -> None:
+    video = api_workflow()
+    video["4"]["class_type"] = "ImageOnlyCheckpointLoader"  # outputs MODEL, CLIP_VISION, VAE: no LoRA chain
+    params = {p.name: p for p in infer_params(video)}
+    assert params["checkpoint"].saved == "emulator-xl.safetensors" and "loras" not in params
+    custom = api_workflow()
+    custom["4"]["class_type"] = "SomeCustomLoader"  # its ckpt_name may list another folder
+    assert not {"checkpoint", "loras"} & {p.name for p in infer_params(custom)}
+    titled = api_workflow()
+    titled["4"]["_meta"]["title"] = "$model"
+    assert "checkpoint" not in {p.name for p in infer_params(titled)}  # the film-maker's own name wins
+    with pytest.raises(ValidationError):
+        ParamSpec(name="x", type="str", saved="a.safetensors")
 
 
 def test_title_binding_wins_over_well_known_nodes() -> None:
@@ -603,7 +647,10 @@ def test_ui_format_user_template_converted_at_load_or_later(tmp_path: Path) -> N
     template = catalog.resolve("lighthouse", object_info())
     assert catalog.get("lighthouse") is template and not template.needs_conversion
     params = {p.name: p for p in template.params}
-    assert set(params) == {"prompt", "negative_prompt", "steps", "seed", "cfg", "denoise", "width", "height", "prefix"}
+    assert set(params) == {
+        *("prompt", "negative_prompt", "steps", "seed", "cfg", "denoise", "width", "height", "prefix"),
+        *("checkpoint", "loras"),  # its checkpoint loader: a picker, the saved file by default
+    }
     assert params["negative_prompt"].targets == [ParamTarget(node="7", input="text")]
     built = template.build({"prompt": "a storm", "seed": 7, "prefix": "storm"})
     assert built["6"]["inputs"]["text"] == "a storm" and built["7"]["inputs"]["text"] == "blurry"
@@ -663,10 +710,12 @@ def test_missing_requirements_names_node_types_and_model_files(tmp_path: Path) -
     (tmp_path / "ui.json").write_text(json.dumps(_with_active_invert()))
     catalog.add_folder(tmp_path)
     assert catalog.missing_requirements("ui", object_info(drop=("ImageInvert",))) == ["node type ImageInvert"]
-    assert catalog.missing_requirements("ui", object_info(checkpoints=["other.ckpt"])) == [
-        "checkpoint emulator-v1.safetensors for CheckpointLoaderSimple.ckpt_name (the server has: other.ckpt;"
-        " checkpoints go in ComfyUI's models/checkpoints folder)"
-    ]
+    # Its checkpoint is a picker: the template is usable on a server without the saved file, and a job that picks
+    # nothing is told what the server has (the client's rule for every model choice).
+    assert catalog.missing_requirements("ui", object_info(checkpoints=["other.ckpt"])) == []
+    resolved = catalog.resolve("ui", object_info(checkpoints=["other.ckpt"]))
+    with pytest.raises(InvalidRequestError, match=r"emulator-v1\.safetensors.*other\.ckpt"):
+        resolved.build_with_values({}, models=model_lists(object_info(checkpoints=["other.ckpt"])))
 
 
 def test_reload_picks_up_a_template_added_to_a_user_folder(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -7,7 +7,8 @@ A user folder may hold, as ``*.json`` files (searched recursively):
 (a) our template format: an object with ``workflow`` and usually ``params`` (see :class:`.schema.Template`); the id
     defaults to the file name;
 (b) a plain ComfyUI API-format workflow ("Export (API)"): parameters are inferred, see :mod:`.convert`; in short,
-    title a node ``param:<name>`` or ``$<name>`` to expose its first widget input as parameter ``<name>``;
+    title a node ``param:<name>`` or ``$<name>`` to expose its first widget input as parameter ``<name>``; a
+    checkpoint loader of ComfyUI's own becomes a ``checkpoint`` model parameter that keeps the saved file by default;
 (c) a ComfyUI UI-format workflow (the normal "Save"): converted with the server's ``/object_info``, at load time when
     the catalog has it, otherwise later by :meth:`TemplateCatalog.resolve`.
 

@@ -230,6 +230,19 @@ def _param_for_value(name: str, value: Any, target: ParamTarget, description: st
     return ParamSpec(name=name, type=kind, default=value, description=description, targets=[target])
 
 
+#: ComfyUI's own loaders whose ``ckpt_name`` is a file of its models/checkpoints folder (a custom node's input of that
+#: name may list another folder, so only these become a checkpoint parameter).
+CHECKPOINT_LOADERS = (
+    "CheckpointLoaderSimple",
+    "CheckpointLoader",
+    "ImageOnlyCheckpointLoader",
+    "ImageOnlyCheckpointLoaderDevice",
+    "unCLIPCheckpointLoader",
+)
+#: Loaders whose outputs 0 and 1 are MODEL and CLIP, between which and their users LoRAs can be chained (the image-only
+#: loaders' output 1 is CLIP_VISION).
+LORA_READY_LOADERS = ("CheckpointLoaderSimple", "CheckpointLoader", "unCLIPCheckpointLoader")
+
 # name: (type, min, max, description)
 _KNOWN: dict[str, tuple[ParamType, float | int | None, float | int | None, str]] = {
     "prompt": ("str", None, None, "What the picture shows."),
@@ -325,7 +338,33 @@ def infer_params(workflow: Mapping[str, Mapping[str, Any]]) -> list[ParamSpec]:
         bind("height", nid, "height")
     for nid in free(("LoadImage",), "image")[:1]:
         bind("input_image", nid, "image")
+    for nid in [n for n in free(CHECKPOINT_LOADERS, "ckpt_name") if isinstance(literal(n, "ckpt_name")[1], str)][:1]:
+        add("checkpoint", nid, "ckpt_name", _checkpoint_param(nid, workflow[nid]["inputs"]["ckpt_name"]))
+        if workflow[nid].get("class_type") in LORA_READY_LOADERS:
+            add("loras", nid, "", _loras_param(nid))
     return list(params.values())
+
+
+def _checkpoint_param(nid: str, saved: str) -> ParamSpec:
+    """The workflow's checkpoint as a choice from the server's list, the file it was saved with by default."""
+    return ParamSpec(
+        name="checkpoint",
+        type="model",
+        kind="checkpoint",
+        saved=saved,
+        description=f"The checkpoint (model file) on the server; by default the workflow's own, {saved}.",
+        targets=[ParamTarget(node=nid, input="ckpt_name")],
+    )
+
+
+def _loras_param(nid: str) -> ParamSpec:
+    """LoRAs chained after the workflow's checkpoint loader, as the built-in templates do."""
+    return ParamSpec(
+        name="loras",
+        type="loras",
+        description='LoRAs applied on top of the checkpoint, in order: [{"name": file, "strength": 1.0}, ...].',
+        targets=[ParamTarget(node=nid)],
+    )
 
 
 def guess_category(node_types: set[str]) -> str:

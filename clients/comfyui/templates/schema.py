@@ -149,6 +149,9 @@ class ParamSpec(BaseModel):
     #: For ``type: "model"``: which kind of model (see :data:`..models.MODEL_KINDS`); the server's lists supply the
     #: file, so such a parameter has no default.
     kind: str | None = None
+    #: For ``type: "model"`` in a film-maker's own workflow: the file it was saved with, used when none is chosen
+    #: (checked against the server's list as a choice is). Never in a built-in template: those name no file.
+    saved: str | None = None
     description: str = ""
     targets: list[ParamTarget] = Field(default_factory=list)
 
@@ -163,6 +166,8 @@ class ParamSpec(BaseModel):
                 raise ValueError(
                     f"model parameter {self.name!r} must not name a default file: the server's list supplies it"
                 )
+        elif self.saved is not None:
+            raise ValueError(f"parameter {self.name!r} names a saved file but is not a model parameter")
         if self.type != "loras" and any(not t.input for t in self.targets):
             raise ValueError(f"parameter {self.name!r} has a target without an 'input'")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -428,6 +433,8 @@ class Template(BaseModel):
                     pick_model("lora", entry["name"], models, param=param.name, server=server)
             return entries
         kind = str(param.kind)
+        if value in (None, ""):  # nothing chosen: the film-maker's own workflow keeps the file it was saved with
+            value = param.saved
         if models is not None:
             return pick_model(kind, value, models, last_choice=last_choices.get(kind), param=param.name, server=server)
         if value is None:
