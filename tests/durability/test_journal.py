@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -191,6 +192,16 @@ def test_journal_stats_count_jobs_by_state(tmp_path: Path) -> None:
     journal.close()
 
 
+@pytest.fixture
+def journaled(tmp_path: Path) -> Iterator[Runtime]:
+    """A runtime with a journal (``tmp_path / "journal.db"``) and the local backend, its loop running."""
+    rt = Runtime(output_root=tmp_path, journal=tmp_path / "journal.db")
+    rt.register_backend("local", local.factory, BackendConfig(name="local", concurrency=2))
+    rt.submit("local", "echo", {"text": "warm"}).wait(5)
+    yield rt
+    rt.stop()
+
+
 def _hold_loop(rt: Runtime) -> threading.Event:
     """Keep the loop busy until the returned event is set: what is submitted meanwhile arrives in one turn."""
     gate, held = threading.Event(), threading.Event()
@@ -204,62 +215,42 @@ def _hold_loop(rt: Runtime) -> threading.Event:
     return gate
 
 
-def test_a_burst_of_submissions_is_one_commit_and_each_job_is_journaled_before_it_runs(tmp_path: Path) -> None:
-    rt = Runtime(output_root=tmp_path, journal=tmp_path / "journal.db")
-    rt.register_backend("local", local.factory, BackendConfig(name="local", concurrency=2))
-    try:
-        rt.submit("local", "echo", {"text": "warm"}).wait(5)  # the loop runs
-        gate = _hold_loop(rt)
-        handles = [rt.submit("local", "echo", {"text": f"shot {i}"}) for i in range(12)]
-        gate.set()
-        assert all(h.wait(10).state is JobState.SUCCEEDED for h in handles)
-        assert rt.journal is not None
-        histories = [rt.journal.history(h.id) for h in handles]
-        assert all(
-            [s for s, _, _ in history] == ["queued", "submitted", "running", "succeeded"] for history in histories
-        )
-        queued_at = {history[0][1] for history in histories}
-        assert len(queued_at) == 1, "the twelve arrivals are written in one transaction (one time stamp)"
-        assert all(history[0][1] <= history[1][1] for history in histories)
-    finally:
-        rt.stop()
+def test_a_burst_of_submissions_is_one_commit_and_each_job_is_journaled_before_it_runs(journaled: Runtime) -> None:
+    gate = _hold_loop(journaled)
+    handles = [journaled.submit("local", "echo", {"text": f"shot {i}"}) for i in range(12)]
+    gate.set()
+    assert all(h.wait(10).state is JobState.SUCCEEDED for h in handles)
+    assert journaled.journal is not None
+    histories = [journaled.journal.history(h.id) for h in handles]
+    assert all([s for s, _, _ in history] == ["queued", "submitted", "running", "succeeded"] for history in histories)
+    queued_at = {history[0][1] for history in histories}
+    assert len(queued_at) == 1, "the twelve arrivals are written in one transaction (one time stamp)"
+    assert all(history[0][1] <= history[1][1] for history in histories)
 
 
-def test_a_job_cancelled_in_the_turn_it_was_submitted_ends_cancelled_in_the_journal(tmp_path: Path) -> None:
-    rt = Runtime(output_root=tmp_path, journal=tmp_path / "journal.db")
-    rt.register_backend("local", local.factory, BackendConfig(name="local"))
-    try:
-        rt.submit("local", "echo", {"text": "warm"}).wait(5)
-        gate = _hold_loop(rt)
-        dropped = rt.submit("local", "echo", {"text": "never"})
-        kept = rt.submit("local", "echo", {"text": "kept"})
-        dropped.cancel()
-        gate.set()
-        assert dropped.wait(5).state is JobState.CANCELLED
-        assert kept.wait(5).state is JobState.SUCCEEDED
-        assert rt.journal is not None
-        stored = rt.journal.get(dropped.id)
-        assert stored is not None and stored.state is JobState.CANCELLED and stored.request == {"text": "never"}
-        assert [s for s, _, _ in rt.journal.history(dropped.id)] == ["cancelled"]
-        assert rt.journal.unfinished() == []
-    finally:
-        rt.stop()
+def test_a_job_cancelled_in_the_turn_it_was_submitted_ends_cancelled_in_the_journal(journaled: Runtime) -> None:
+    gate = _hold_loop(journaled)
+    dropped = journaled.submit("local", "echo", {"text": "never"})
+    kept = journaled.submit("local", "echo", {"text": "kept"})
+    dropped.cancel()
+    gate.set()
+    assert dropped.wait(5).state is JobState.CANCELLED
+    assert kept.wait(5).state is JobState.SUCCEEDED
+    assert journaled.journal is not None
+    stored = journaled.journal.get(dropped.id)
+    assert stored is not None and stored.state is JobState.CANCELLED and stored.request == {"text": "never"}
+    assert [s for s, _, _ in journaled.journal.history(dropped.id)] == ["cancelled"]
+    assert journaled.journal.unfinished() == []
 
 
-def test_a_burst_the_journal_refuses_fails_every_job_of_it_with_the_reason(tmp_path: Path) -> None:
-    rt = Runtime(output_root=tmp_path, journal=tmp_path / "journal.db")
-    rt.register_backend("local", local.factory, BackendConfig(name="local"))
-    try:
-        rt.submit("local", "echo", {"text": "warm"}).wait(5)
-        assert rt.journal is not None
-        gate = _hold_loop(rt)
-        rt.journal.close()
-        (tmp_path / "journal.db").unlink()
-        (tmp_path / "journal.db").mkdir()  # sqlite cannot open a folder
-        handles = [rt.submit("local", "echo", {"text": f"shot {i}"}) for i in range(3)]
-        gate.set()
-        for h in handles:
-            job = h.wait(5)
-            assert job.state is JobState.FAILED and job.error is not None and "journal" in job.error.message
-    finally:
-        rt.stop()
+def test_a_burst_the_journal_refuses_fails_every_job_of_it_with_the_reason(journaled: Runtime, tmp_path: Path) -> None:
+    assert journaled.journal is not None
+    gate = _hold_loop(journaled)
+    journaled.journal.close()
+    (tmp_path / "journal.db").unlink()
+    (tmp_path / "journal.db").mkdir()  # sqlite cannot open a folder
+    handles = [journaled.submit("local", "echo", {"text": f"shot {i}"}) for i in range(3)]
+    gate.set()
+    for h in handles:
+        job = h.wait(5)
+        assert job.state is JobState.FAILED and job.error is not None and "journal" in job.error.message
