@@ -70,8 +70,8 @@ class Engine:
         self.resumable_stop = False
         self._adopted = adopted
         self._records: dict[str, JobRecord] = {}
-        #: New jobs submitted since the loop's last turn, journaled together by :meth:`_admit_arrivals`.
-        self._arrivals: list[JobRecord] = []
+        #: Jobs submitted since the loop's last turn: queued, not yet written (see :meth:`admit`).
+        self._arrivals: dict[str, JobRecord] = {}
         self.scheduler = Scheduler(self._start_record)
         self.offline = OfflineQueue(self)
         self._remote_cancels: set[asyncio.Task[None]] = set()
@@ -90,6 +90,7 @@ class Engine:
         self.scheduler = Scheduler(self._start_record)
         self.offline = OfflineQueue(self)
         self._remote_cancels = set()
+        self._arrivals = {}  # written at stop (cancel_all); after a loop that died, the next arrival starts afresh
 
     # --- clients (the pool's; kept here for the job paths that need them) --------------------------------------------
     def client(self, name: str) -> BackendClient:
@@ -109,21 +110,24 @@ class Engine:
             self.schedule(rec)
 
     def admit(self, job: Job, handle: JobHandle) -> None:
-        """A new job from the home thread (``Runtime.submit``): known at once, so that it can be cancelled, then
-        journaled together with every job that arrives in the same turn of the loop (a burst of submissions, a
-        storyboard's shots, is one commit rather than one each) and queued once written."""
+        """A new job from ``Runtime.submit``: queued at once (it can be moved or cancelled), journaled with every job
+        arriving in the same turn of the loop (a storyboard's shots are one commit), started only once written."""
         if self.journal is None:  # nothing to write together: queue it now
             self.enqueue(job, handle)
             return
-        self._records[job.id] = JobRecord(job=job, handle=handle)
-        self._arrivals.append(self._records[job.id])
+        rec = self._records[job.id] = JobRecord(job=job, handle=handle)
+        self._arrivals[job.id] = rec
         if len(self._arrivals) == 1:
             asyncio.get_running_loop().call_soon(self._admit_arrivals)
+        self.scheduler.enqueue(job.backend, job.id, job.priority, rec)
 
     def _admit_arrivals(self) -> None:
-        arrivals, self._arrivals = self._arrivals, []
+        """Write the jobs that arrived since the last turn (one commit); those whose turn came meanwhile start."""
+        arrivals, self._arrivals = list(self._arrivals.values()), {}
         for rec in self._journal_new(arrivals):
-            self.schedule(rec)
+            self.notice("job_queued", rec.job)
+            if rec.holds_slot and rec.task is None:
+                self._run_task(rec)
 
     def register(self, job: Job, handle: JobHandle, resume: bool = False) -> JobRecord | None:
         """Know a job (and journal a new one) without queueing it yet; None if it ended at once (journal refused)."""
@@ -133,9 +137,7 @@ class Engine:
 
     def register_all(self, items: list[tuple[Job, JobHandle]]) -> list[JobRecord]:
         """:meth:`register` for many new jobs, journaled in one commit; those the journal refused are left out."""
-        recs = [JobRecord(job=job, handle=handle) for job, handle in items]
-        for rec in recs:
-            self._records[rec.job.id] = rec
+        recs = [self._records.setdefault(job.id, JobRecord(job=job, handle=handle)) for job, handle in items]
         return self._journal_new(recs)
 
     async def run_batch(self, items: list[tuple[Job, JobHandle]], parallel: bool, stop_on_error: bool) -> None:
@@ -158,6 +160,10 @@ class Engine:
 
     def _start_record(self, rec: JobRecord) -> None:
         rec.holds_slot = True
+        if rec.job.id not in self._arrivals:  # one still being written starts once it is (see _admit_arrivals)
+            self._run_task(rec)
+
+    def _run_task(self, rec: JobRecord) -> None:
         rec.task = asyncio.get_running_loop().create_task(self._run(rec), name=f"job-{rec.job.id[:8]}")
 
     def release(self, rec: JobRecord) -> None:
@@ -232,6 +238,7 @@ class Engine:
         written, refused = self.writes.new(recs)
         for rec, exc in refused:
             log.warning("job %s: %s", rec.job.id, exc)
+            self.scheduler.remove(rec.job.backend, rec.job.id)  # an admitted one already had its place
             self.finish(rec, JobState.FAILED, error=JobError.from_exception(exc), journal=False)
         return written
 
@@ -319,6 +326,8 @@ class Engine:
             self._stop_task(rec, reason)
 
     async def cancel_all(self, cancel_remote: bool, budget: float) -> None:
+        if self._arrivals:  # written first: a job submitted as Blender quits is resumed at the next start
+            self._admit_arrivals()
         tasks = []
         for rec in list(self._records.values()):
             if rec.job.done:

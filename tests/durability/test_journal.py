@@ -254,3 +254,43 @@ def test_a_burst_the_journal_refuses_fails_every_job_of_it_with_the_reason(journ
     for h in handles:
         job = h.wait(5)
         assert job.state is JobState.FAILED and job.error is not None and "journal" in job.error.message
+
+
+def test_jobs_can_be_moved_in_the_turn_they_arrive_and_start_in_their_new_order(journaled: Runtime) -> None:
+    """What the jobs panel does right after a submission (move a job up) sees the job in its queue at once, though
+    it is written to the journal only at the end of the loop's turn."""
+    journaled.configure(BackendConfig(name="local", concurrency=1))
+    journaled.pause("local")
+    gate = _hold_loop(journaled)
+    first = journaled.submit("local", "echo", {"text": "one"})
+    second = journaled.submit("local", "echo", {"text": "two"})
+    journaled.set_priority(second.id, 1)
+    gate.set()
+    journaled.resume("local")
+    assert [h.wait(5).state for h in (first, second)] == [JobState.SUCCEEDED, JobState.SUCCEEDED]
+    assert second.status().submitted_at <= first.status().submitted_at  # type: ignore[operator]
+
+
+def test_a_job_submitted_as_blender_quits_is_resumed_at_the_next_start(tmp_path: Path) -> None:
+    def make() -> Runtime:
+        rt = Runtime(output_root=tmp_path, journal=tmp_path / "journal.db")
+        rt.register_backend("local", local.factory, BackendConfig(name="local"))
+        return rt
+
+    first = make()
+    first.submit("local", "echo", {"text": "warm"}).wait(5)
+    gate = _hold_loop(first)
+    late = first.submit("local", "echo", {"text": "late"})
+    threading.Timer(0.2, gate.set).start()  # stop() queues its cancel behind the turn that holds the arrival
+    first.stop(timeout=3.0)
+    assert first.journal is not None and first.journal.get(late.id) is not None, "written before the loop stopped"
+
+    second = make()
+    second.start()
+    try:
+        handle = second.handle(late.id)
+        assert handle is not None, "resumed at the next start"
+        job = handle.wait(10)
+        assert job.state is JobState.SUCCEEDED and job.outputs.text == "late"
+    finally:
+        second.stop()
