@@ -9,25 +9,12 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from hostile_support import KEY, Peer, assert_no_key, assert_slot_released, wait_terminal
-from movie_director.clients.http import HttpBackendClient, clean_key
+from hostile_support import KEY, Peer, Plain, assert_no_key, assert_slot_released, wait_terminal
+from movie_director.clients.http import clean_key
 from movie_director.clients.llm import client as llm
-from movie_director.runtime import BackendConfig, HealthInfo, Runtime
+from movie_director.runtime import BackendConfig, Runtime
 from movie_director.runtime.errors import AuthenticationError, MovieDirectorError, excerpt, register_secret
 from movie_director.runtime.retry import NO_RETRY
-
-
-class Plain(HttpBackendClient):
-    name = "plain"
-
-    async def submit(self, job, ctx):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    async def get_result(self, job, ctx):  # type: ignore[no-untyped-def]
-        raise NotImplementedError
-
-    async def health(self) -> HealthInfo:
-        return HealthInfo(ok=True)
 
 
 def echo_key_at(offset: int, status: int = 500) -> Callable[[web.Request], object]:
