@@ -226,11 +226,8 @@ class Engine:
         """Change a job's state, writing it to the journal first (a crash in between loses nothing). A journal that
         cannot take it raises :class:`JournalWriteError`, which ends the job through ``_run``'s handlers."""
         if not (self.resumable_stop and state is JobState.CANCELLED):
-            self._write(rec, state, note)
+            self.writes.change(rec, state, note)
         rec.job.transition(state)
-
-    def _write(self, rec: JobRecord, state: JobState | None, note: str) -> None:
-        self.writes.change(rec, state, note)
 
     def _journal_new(self, recs: list[JobRecord]) -> list[JobRecord]:
         """Journal new jobs in one commit and return those written; one the journal refused ends failed at once
@@ -274,7 +271,7 @@ class Engine:
             job.error = JobError.from_exception(exc)
             job.outputs = JobOutputs()
             try:  # the plain failure usually fits where the full result did not
-                self._write(rec, JobState.FAILED, "journal error")
+                self.writes.change(rec, JobState.FAILED, "journal error")
             except JournalWriteError:
                 pass
             job.transition(JobState.FAILED)
